@@ -1,0 +1,213 @@
+//! The `clutch` command: parse flags, load the config, run the master.
+
+use clap::{Args, Parser, Subcommand};
+use clutch::config::{ConfigError, FileSettings, ReadyMode, RestartPolicy, Settings, split_command};
+use clutch::{Error, MasterBuilder};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+/// A multi-process supervisor: a master, an agent and N app workers over IPC channels.
+///
+/// Exit codes: 0 after a signal shutdown, 1 when the cluster failed to start, 2 for usage or
+/// config errors. Log level: RUST_LOG (default info).
+#[derive(Parser)]
+#[command(name = "clutch", version)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Start a cluster. With no APP_CMD (and no `app` in --config), runs the built-in demo:
+    /// an agent and N app workers serving HTTP on --port (default 7001).
+    Start(StartArgs),
+    /// Run as a demo worker (used by the demo cluster itself).
+    #[command(name = "demo-worker", hide = true)]
+    DemoWorker,
+}
+
+#[derive(Args)]
+struct StartArgs {
+    /// Number of app workers [default: the CPU count].
+    #[arg(short = 'w', long, value_name = "N")]
+    workers: Option<usize>,
+    /// The agent command, split like a shell would (no shell is run). Without it (and
+    /// outside the demo) there is no agent.
+    #[arg(long, value_name = "CMD")]
+    agent: Option<String>,
+    /// Run without an agent: the app workers start at once.
+    #[arg(long)]
+    no_agent: bool,
+    /// The public port; the master binds it once and app workers inherit the socket
+    /// (LISTEN_FDS, from fd 3). 0 picks a free port. Given to workers as CLUTCH_PORT.
+    #[arg(short = 'p', long, value_name = "PORT")]
+    port: Option<u16>,
+    /// The address to bind --port on [default: 0.0.0.0].
+    #[arg(long, value_name = "ADDR")]
+    host: Option<String>,
+    /// When a worker is ready: `message` (it sends agent-start / app-start), `spawn` (at
+    /// once) or `delay:MS` (MS after spawn, if alive) [default: message].
+    #[arg(long, value_name = "MODE")]
+    ready: Option<String>,
+    /// Like --ready, for the agent only.
+    #[arg(long, value_name = "MODE")]
+    agent_ready: Option<String>,
+    /// How long a worker may take to be ready before the start fails, in ms [default: 60000].
+    #[arg(long, value_name = "MS")]
+    ready_timeout: Option<u64>,
+    /// How long a stopping worker gets between SIGTERM and SIGKILL, in ms [default: 5000].
+    #[arg(long, value_name = "MS")]
+    kill_timeout: Option<u64>,
+    /// Which app worker exits restart it: always, on-failure (not exit code 0) or never
+    /// [default: always].
+    #[arg(long, value_name = "POLICY")]
+    restart: Option<String>,
+    /// At most this many restarts of one slot per --restart-window; past it the slot is
+    /// parked [default: 60].
+    #[arg(long, value_name = "N")]
+    restart_limit: Option<u32>,
+    /// The window of --restart-limit, in ms [default: 60000].
+    #[arg(long, value_name = "MS")]
+    restart_window: Option<u64>,
+    /// The longest message line a worker may send, in bytes [default: 16777216].
+    #[arg(long, value_name = "BYTES")]
+    max_message_size: Option<usize>,
+    /// A JSON file with the same settings (keys as the long flags: "workers",
+    /// "ready-timeout", "app", ...). Flags override it.
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Write the master's pid here; removed at exit.
+    #[arg(long, value_name = "FILE")]
+    pid_file: Option<PathBuf>,
+    /// The cluster's name, for log lines and CLUTCH_NAME [default: clutch].
+    #[arg(long)]
+    name: Option<String>,
+    /// The app worker command and its arguments.
+    #[arg(last = true, value_name = "APP_CMD")]
+    app: Vec<String>,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::DemoWorker => match clutch::demo::run() {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("clutch demo worker: {e}");
+                ExitCode::from(1)
+            }
+        },
+        Command::Start(args) => start(args),
+    }
+}
+
+fn start(args: StartArgs) -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+        )
+        .with_target(false)
+        .with_writer(std::io::stderr)
+        .init();
+    let settings = match settings(args) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("clutch: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    match MasterBuilder::from_settings(settings).parent_from_env().handle_signals().run() {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(Error::Config(e)) => {
+            eprintln!("clutch: {e}");
+            ExitCode::from(2)
+        }
+        Err(e) => {
+            eprintln!("clutch: the cluster failed to start: {e}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+/// Defaults, then the config file, then flags; the demo fills in what is left.
+fn settings(a: StartArgs) -> Result<Settings, ConfigError> {
+    let mut s = Settings::default();
+    let mut file_no_agent = false;
+    if let Some(path) = &a.config {
+        let file = FileSettings::load(path)?;
+        file_no_agent = file.no_agent();
+        file.apply(&mut s, path)?;
+    }
+    let flag = |key: &str, m: String| ConfigError::Value {
+        key: format!("--{key}"),
+        message: m,
+    };
+    if let Some(v) = a.workers {
+        s.workers = v;
+    }
+    if let Some(v) = &a.agent {
+        s.agent = Some(split_command("--agent", v)?);
+    }
+    if let Some(v) = a.port {
+        s.port = Some(v);
+    }
+    if let Some(v) = a.host {
+        s.host = v;
+    }
+    if let Some(v) = a.ready {
+        s.ready = v.parse::<ReadyMode>().map_err(|m| flag("ready", m))?;
+    }
+    if let Some(v) = a.agent_ready {
+        s.agent_ready = Some(v.parse::<ReadyMode>().map_err(|m| flag("agent-ready", m))?);
+    }
+    if let Some(v) = a.ready_timeout {
+        s.ready_timeout = Duration::from_millis(v);
+    }
+    if let Some(v) = a.kill_timeout {
+        s.kill_timeout = Duration::from_millis(v);
+    }
+    if let Some(v) = a.restart {
+        s.restart = v.parse::<RestartPolicy>().map_err(|m| flag("restart", m))?;
+    }
+    if let Some(v) = a.restart_limit {
+        s.restart_limit = v;
+    }
+    if let Some(v) = a.restart_window {
+        s.restart_window = Duration::from_millis(v);
+    }
+    if let Some(v) = a.max_message_size {
+        s.max_message_size = v;
+    }
+    if let Some(v) = a.pid_file {
+        s.pid_file = Some(v);
+    }
+    if let Some(v) = a.name {
+        s.name = v;
+    }
+    if !a.app.is_empty() {
+        s.app = Some(a.app);
+    }
+    let no_agent = a.no_agent || file_no_agent;
+    if s.app.is_none() {
+        let exe = std::env::current_exe()
+            .map_err(|e| flag("app", format!("cannot find the clutch binary for the demo: {e}")))?
+            .to_string_lossy()
+            .into_owned();
+        let demo = vec![exe, clutch::demo::SUBCOMMAND.to_string()];
+        s.app = Some(demo.clone());
+        if s.agent.is_none() && !no_agent {
+            s.agent = Some(demo);
+        }
+        s.port.get_or_insert(7001);
+    }
+    if no_agent {
+        s.agent = None;
+    }
+    s.validate().map_err(|e| match e {
+        ConfigError::Value { key, message } => flag(&key, message),
+        other => other,
+    })?;
+    Ok(s)
+}

@@ -1,0 +1,232 @@
+//! One end of a channel in the master: an [`Outbox`] that queues lines (and the fds that
+//! travel with them) for a writer task, and [`read_some`] to fill a [`LineBuffer`].
+//!
+//! Routing appends to the destination's outbox and wakes its writer; the writer sends as
+//! much as the socket takes in one call, so a burst of messages costs one syscall per
+//! socket-buffer's worth rather than one per message. An fd always goes with the first
+//! byte of its line (`sendmsg` with `SCM_RIGHTS`), after every byte queued before it.
+
+use crate::protocol::codec::LineBuffer;
+use crate::sys::fdpass;
+use std::cell::RefCell;
+use std::collections::VecDeque;
+use std::io;
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use tokio::io::Interest;
+use tokio::net::UnixStream;
+use tokio::sync::Notify;
+
+/// Past this many queued bytes, senders to this outbox are paused (see [`Outbox::wait_drained`]).
+pub const HIGH_WATER: usize = 1 << 20;
+const LOW_WATER: usize = 256 << 10;
+/// Past this many queued bytes (a worker that never reads), new messages are dropped.
+pub const HARD_CAP: usize = 64 << 20;
+
+/// Lines waiting to be written to one channel.
+#[derive(Debug, Default)]
+pub struct Outbox {
+    inner: RefCell<Queue>,
+    wake_writer: Notify,
+    drained: Notify,
+}
+
+#[derive(Debug, Default)]
+struct Queue {
+    buf: Vec<u8>,
+    head: usize,
+    /// Offsets into `buf` where an fd must go out with the byte there, in order.
+    fds: VecDeque<(usize, OwnedFd)>,
+    closed: bool,
+    dropped: u64,
+}
+
+impl Queue {
+    fn queued(&self) -> usize {
+        self.buf.len() - self.head
+    }
+
+    fn make_room(&mut self) {
+        if self.head > 0 && self.head * 2 >= self.buf.len() {
+            self.buf.drain(..self.head);
+            for (off, _) in &mut self.fds {
+                *off -= self.head;
+            }
+            self.head = 0;
+        }
+    }
+}
+
+/// Why a line was not queued.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refused {
+    /// The channel is closed.
+    Closed,
+    /// More than [`HARD_CAP`] bytes wait already; carries how many lines were dropped so far.
+    Full(u64),
+}
+
+impl Outbox {
+    /// An empty outbox.
+    pub fn new() -> Outbox {
+        Outbox::default()
+    }
+
+    /// Queues one line made of `parts` and a newline.
+    pub fn push(&self, parts: &[&[u8]]) -> Result<(), Refused> {
+        let mut q = self.inner.borrow_mut();
+        Self::admit(&mut q)?;
+        let was_empty = q.queued() == 0;
+        for p in parts {
+            q.buf.extend_from_slice(p);
+        }
+        q.buf.push(b'\n');
+        drop(q);
+        if was_empty {
+            self.wake_writer.notify_one();
+        }
+        Ok(())
+    }
+
+    /// Queues `line` (which ends in a newline) with `fd` attached to its first byte.
+    pub fn push_with_fd(&self, line: &[u8], fd: OwnedFd) -> Result<(), Refused> {
+        let mut q = self.inner.borrow_mut();
+        Self::admit(&mut q)?;
+        q.make_room();
+        let at = q.buf.len();
+        q.buf.extend_from_slice(line);
+        q.fds.push_back((at, fd));
+        drop(q);
+        self.wake_writer.notify_one();
+        Ok(())
+    }
+
+    fn admit(q: &mut Queue) -> Result<(), Refused> {
+        if q.closed {
+            return Err(Refused::Closed);
+        }
+        if q.queued() > HARD_CAP {
+            q.dropped += 1;
+            return Err(Refused::Full(q.dropped));
+        }
+        Ok(())
+    }
+
+    /// Bytes waiting.
+    pub fn queued(&self) -> usize {
+        self.inner.borrow().queued()
+    }
+
+    /// Whether senders should wait before adding more.
+    pub fn above_high_water(&self) -> bool {
+        self.queued() > HIGH_WATER
+    }
+
+    /// Resolves once the queue is back under the low-water mark (or closed).
+    pub async fn wait_drained(&self) {
+        loop {
+            let notified = self.drained.notified();
+            {
+                let q = self.inner.borrow();
+                if q.closed || q.queued() <= LOW_WATER {
+                    return;
+                }
+            }
+            notified.await;
+        }
+    }
+
+    /// Refuses further lines, drops what is queued, and stops the writer.
+    pub fn close(&self) {
+        let mut q = self.inner.borrow_mut();
+        q.closed = true;
+        q.buf = Vec::new();
+        q.head = 0;
+        q.fds.clear();
+        drop(q);
+        self.wake_writer.notify_one();
+        self.drained.notify_waiters();
+    }
+
+    /// Whether [`close`](Self::close) was called.
+    pub fn is_closed(&self) -> bool {
+        self.inner.borrow().closed
+    }
+
+    /// One non-blocking write of what is queued, up to the next fd boundary.
+    fn write_some(&self, sock: RawFd) -> io::Result<usize> {
+        let mut q = self.inner.borrow_mut();
+        let q = &mut *q;
+        let start = q.head;
+        let (n, sent_fd) = match q.fds.front() {
+            Some((at, fd)) if *at == start => {
+                let end = q.fds.get(1).map_or(q.buf.len(), |(next, _)| *next);
+                (fdpass::send_with_fds(sock, &q.buf[start..end], &[fd.as_raw_fd()])?, true)
+            }
+            next => {
+                let end = next.map_or(q.buf.len(), |(at, _)| *at);
+                let bytes = &q.buf[start..end];
+                // SAFETY: send on a socket we own, from a live buffer.
+                let n = unsafe { libc::send(sock, bytes.as_ptr().cast(), bytes.len(), libc::MSG_NOSIGNAL) };
+                if n < 0 {
+                    return Err(io::Error::last_os_error());
+                }
+                (n as usize, false)
+            }
+        };
+        if sent_fd {
+            // Our copy of the fd is closed here: the peer holds its own now.
+            q.fds.pop_front();
+        }
+        q.head += n;
+        if q.head == q.buf.len() {
+            q.buf.clear();
+            q.head = 0;
+        } else {
+            q.make_room();
+        }
+        Ok(n)
+    }
+}
+
+/// Writes `outbox` to `stream` until the outbox is closed or the socket fails.
+pub async fn write_loop(stream: &UnixStream, outbox: &Outbox) -> io::Result<()> {
+    loop {
+        let (queued, closed) = {
+            let q = outbox.inner.borrow();
+            (q.queued(), q.closed)
+        };
+        if closed {
+            return Ok(());
+        }
+        if queued == 0 {
+            outbox.wake_writer.notified().await;
+            continue;
+        }
+        stream.writable().await?;
+        match stream.try_io(Interest::WRITABLE, || outbox.write_some(stream.as_raw_fd())) {
+            Ok(_) => {
+                if outbox.queued() <= LOW_WATER {
+                    outbox.drained.notify_waiters();
+                }
+            }
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+/// Reads once from `stream` into `lines`; fds that arrive are appended to `fds`.
+/// `Ok(0)` is end of file.
+pub async fn read_some(stream: &UnixStream, lines: &mut LineBuffer, fds: &mut Vec<OwnedFd>) -> io::Result<usize> {
+    loop {
+        stream.readable().await?;
+        match stream.try_io(Interest::READABLE, || fdpass::recv_with_fds(stream.as_raw_fd(), lines.spare(), fds)) {
+            Ok(n) => {
+                lines.filled(n);
+                return Ok(n);
+            }
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
+            Err(e) => return Err(e),
+        }
+    }
+}

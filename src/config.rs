@@ -1,0 +1,345 @@
+//! Settings: what a cluster runs and how, from a JSON file and from flags, validated with
+//! errors that name the key or flag at fault.
+
+use serde::Deserialize;
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+use std::time::Duration;
+
+use crate::protocol::codec::DEFAULT_MAX_LINE;
+
+/// A configuration mistake: what is wrong and where. Exit code 2 on the command line.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    Read { path: PathBuf, source: std::io::Error },
+    #[error("config file {path}: {message}")]
+    File { path: PathBuf, message: String },
+    #[error("{key}: {message}")]
+    Value { key: String, message: String },
+}
+
+fn bad(key: &str, message: impl Into<String>) -> ConfigError {
+    ConfigError::Value {
+        key: key.to_string(),
+        message: message.into(),
+    }
+}
+
+/// When a worker counts as ready.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReadyMode {
+    /// When it sends `agent-start` / `app-start` on its channel.
+    Message,
+    /// As soon as it is spawned (for binaries that cannot speak the channel).
+    Spawn,
+    /// This long after it is spawned, if still alive.
+    Delay(Duration),
+}
+
+impl FromStr for ReadyMode {
+    type Err = String;
+    fn from_str(s: &str) -> Result<ReadyMode, String> {
+        match s {
+            "message" => Ok(ReadyMode::Message),
+            "spawn" => Ok(ReadyMode::Spawn),
+            _ => match s.strip_prefix("delay:") {
+                Some(ms) => ms
+                    .parse::<u64>()
+                    .map(|ms| ReadyMode::Delay(Duration::from_millis(ms)))
+                    .map_err(|_| format!("`{s}`: the delay must be whole milliseconds, as in delay:500")),
+                None => Err(format!("`{s}` is not a ready mode; use message, spawn or delay:MS")),
+            },
+        }
+    }
+}
+
+/// Which exits of an app worker lead to a restart.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RestartPolicy {
+    /// Every exit.
+    Always,
+    /// Every exit but code 0.
+    OnFailure,
+    /// None: the slot stays empty.
+    Never,
+}
+
+impl FromStr for RestartPolicy {
+    type Err = String;
+    fn from_str(s: &str) -> Result<RestartPolicy, String> {
+        match s {
+            "always" => Ok(RestartPolicy::Always),
+            "on-failure" => Ok(RestartPolicy::OnFailure),
+            "never" => Ok(RestartPolicy::Never),
+            _ => Err(format!("`{s}` is not a restart policy; use always, on-failure or never")),
+        }
+    }
+}
+
+/// Everything a cluster is started with.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Settings {
+    /// Shown in log lines and given to workers as `CLUTCH_NAME`.
+    pub name: String,
+    /// How many app workers.
+    pub workers: usize,
+    /// The app worker command; `None` runs the built-in demo.
+    pub app: Option<Vec<String>>,
+    /// The agent command; `None` means no agent.
+    pub agent: Option<Vec<String>>,
+    /// The public port, if any.
+    pub port: Option<u16>,
+    /// The address the port is bound on.
+    pub host: String,
+    pub ready: ReadyMode,
+    /// Overrides `ready` for the agent.
+    pub agent_ready: Option<ReadyMode>,
+    pub ready_timeout: Duration,
+    pub kill_timeout: Duration,
+    pub restart: RestartPolicy,
+    /// At most this many restarts of one slot per `restart_window`.
+    pub restart_limit: u32,
+    pub restart_window: Duration,
+    pub pid_file: Option<PathBuf>,
+    /// The longest line a worker may send.
+    pub max_message_size: usize,
+}
+
+impl Default for Settings {
+    fn default() -> Settings {
+        Settings {
+            name: "clutch".to_string(),
+            workers: std::thread::available_parallelism().map_or(1, |n| n.get()),
+            app: None,
+            agent: None,
+            port: None,
+            host: "0.0.0.0".to_string(),
+            ready: ReadyMode::Message,
+            agent_ready: None,
+            ready_timeout: Duration::from_millis(60_000),
+            kill_timeout: Duration::from_millis(5_000),
+            restart: RestartPolicy::Always,
+            restart_limit: 60,
+            restart_window: Duration::from_secs(60),
+            pid_file: None,
+            max_message_size: DEFAULT_MAX_LINE,
+        }
+    }
+}
+
+impl Settings {
+    /// The agent's ready mode.
+    pub fn agent_ready_mode(&self) -> ReadyMode {
+        self.agent_ready.unwrap_or(self.ready)
+    }
+
+    /// Checks what serde cannot: ranges and non-empty commands.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if self.workers == 0 {
+            return Err(bad("workers", "must be at least 1"));
+        }
+        if self.workers > 1024 {
+            return Err(bad("workers", format!("{} is more than the 1024 clutch supports", self.workers)));
+        }
+        if self.app.as_ref().is_some_and(|c| c.is_empty()) {
+            return Err(bad("app", "the app command is empty"));
+        }
+        if self.agent.as_ref().is_some_and(|c| c.is_empty()) {
+            return Err(bad("agent", "the agent command is empty"));
+        }
+        if self.restart_window.is_zero() {
+            return Err(bad("restart-window", "must be more than 0 ms"));
+        }
+        if self.max_message_size < 1024 {
+            return Err(bad("max-message-size", "must be at least 1024 bytes"));
+        }
+        Ok(())
+    }
+}
+
+/// A command given as one string (split as a shell would, without running one) or a list.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+enum CommandValue {
+    Line(String),
+    Words(Vec<String>),
+}
+
+/// Splits a command line as a shell would (quotes, escapes), without running a shell.
+pub fn split_command(key: &str, line: &str) -> Result<Vec<String>, ConfigError> {
+    let words = shell_words::split(line).map_err(|e| bad(key, format!("cannot split `{line}`: {e}")))?;
+    if words.is_empty() {
+        return Err(bad(key, "the command is empty"));
+    }
+    Ok(words)
+}
+
+/// The config file's shape: every key optional, none unknown.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct FileSettings {
+    name: Option<String>,
+    workers: Option<usize>,
+    app: Option<CommandValue>,
+    agent: Option<CommandValue>,
+    no_agent: Option<bool>,
+    port: Option<u16>,
+    host: Option<String>,
+    ready: Option<String>,
+    agent_ready: Option<String>,
+    ready_timeout: Option<u64>,
+    kill_timeout: Option<u64>,
+    restart: Option<String>,
+    restart_limit: Option<u32>,
+    restart_window: Option<u64>,
+    pid_file: Option<PathBuf>,
+    max_message_size: Option<usize>,
+}
+
+impl FileSettings {
+    /// Reads and parses a config file; an unknown key or a value of the wrong type is an
+    /// error naming the key.
+    pub fn load(path: &Path) -> Result<FileSettings, ConfigError> {
+        let text = std::fs::read(path).map_err(|source| ConfigError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        let de = &mut serde_json::Deserializer::from_slice(&text);
+        serde_path_to_error::deserialize(de).map_err(|e| {
+            let key = e.path().to_string();
+            let message = if key == "." {
+                e.inner().to_string()
+            } else {
+                format!("key `{key}`: {}", e.inner())
+            };
+            ConfigError::File {
+                path: path.to_path_buf(),
+                message,
+            }
+        })
+    }
+
+    /// Applies the file's settings over `s`; keys are named with the file for errors.
+    pub fn apply(self, s: &mut Settings, path: &Path) -> Result<(), ConfigError> {
+        let in_file = |key: &str, message: String| ConfigError::File {
+            path: path.to_path_buf(),
+            message: format!("key `{key}`: {message}"),
+        };
+        let command = |key: &str, v: CommandValue| -> Result<Vec<String>, ConfigError> {
+            match v {
+                CommandValue::Line(l) => split_command(key, &l).map_err(|e| in_file(key, inner_message(e))),
+                CommandValue::Words(w) if w.is_empty() => Err(in_file(key, "the command is empty".into())),
+                CommandValue::Words(w) => Ok(w),
+            }
+        };
+        if let Some(v) = self.name {
+            s.name = v;
+        }
+        if let Some(v) = self.workers {
+            s.workers = v;
+        }
+        if let Some(v) = self.app {
+            s.app = Some(command("app", v)?);
+        }
+        if let Some(v) = self.agent {
+            s.agent = Some(command("agent", v)?);
+        }
+        if self.no_agent == Some(true) {
+            s.agent = None;
+        }
+        if let Some(v) = self.port {
+            s.port = Some(v);
+        }
+        if let Some(v) = self.host {
+            s.host = v;
+        }
+        if let Some(v) = self.ready {
+            s.ready = v.parse().map_err(|m| in_file("ready", m))?;
+        }
+        if let Some(v) = self.agent_ready {
+            s.agent_ready = Some(v.parse().map_err(|m| in_file("agent-ready", m))?);
+        }
+        if let Some(v) = self.ready_timeout {
+            s.ready_timeout = Duration::from_millis(v);
+        }
+        if let Some(v) = self.kill_timeout {
+            s.kill_timeout = Duration::from_millis(v);
+        }
+        if let Some(v) = self.restart {
+            s.restart = v.parse().map_err(|m| in_file("restart", m))?;
+        }
+        if let Some(v) = self.restart_limit {
+            s.restart_limit = v;
+        }
+        if let Some(v) = self.restart_window {
+            s.restart_window = Duration::from_millis(v);
+        }
+        if let Some(v) = self.pid_file {
+            s.pid_file = Some(v);
+        }
+        if let Some(v) = self.max_message_size {
+            s.max_message_size = v;
+        }
+        s.validate().map_err(|e| match e {
+            ConfigError::Value { key, message } => in_file(&key, message),
+            other => other,
+        })
+    }
+
+    /// Whether the file asks for no agent.
+    pub fn no_agent(&self) -> bool {
+        self.no_agent == Some(true)
+    }
+}
+
+fn inner_message(e: ConfigError) -> String {
+    match e {
+        ConfigError::Value { message, .. } => message,
+        other => other.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn load_str(json: &str) -> Result<Settings, ConfigError> {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("clutch.json");
+        std::fs::write(&path, json).unwrap();
+        let mut s = Settings::default();
+        FileSettings::load(&path)?.apply(&mut s, &path)?;
+        Ok(s)
+    }
+
+    #[test]
+    fn unknown_key_is_named() {
+        let e = load_str(r#"{"wrokers": 2}"#).unwrap_err().to_string();
+        assert!(e.contains("wrokers"), "{e}");
+    }
+
+    #[test]
+    fn bad_value_names_its_key() {
+        let e = load_str(r#"{"workers": "four"}"#).unwrap_err().to_string();
+        assert!(e.contains("key `workers`"), "{e}");
+        let e = load_str(r#"{"ready": "soon"}"#).unwrap_err().to_string();
+        assert!(e.contains("key `ready`"), "{e}");
+        let e = load_str(r#"{"workers": 0}"#).unwrap_err().to_string();
+        assert!(e.contains("key `workers`"), "{e}");
+    }
+
+    #[test]
+    fn commands_split_like_a_shell() {
+        let s = load_str(r#"{"app": "node 'my app.js' --x", "agent": ["a", "b"]}"#).unwrap();
+        assert_eq!(s.app.unwrap(), ["node", "my app.js", "--x"]);
+        assert_eq!(s.agent.unwrap(), ["a", "b"]);
+    }
+
+    #[test]
+    fn ready_modes_parse() {
+        assert_eq!("delay:250".parse(), Ok(ReadyMode::Delay(Duration::from_millis(250))));
+        assert!("delay:x".parse::<ReadyMode>().is_err());
+        assert!("later".parse::<ReadyMode>().is_err());
+    }
+}

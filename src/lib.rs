@@ -1,0 +1,69 @@
+//! # clutch: a multi-process supervisor
+//!
+//! A **master** process starts one **agent** worker, then **N app workers**, talks to each
+//! over its own IPC channel, routes messages between them, restarts what dies, and stops
+//! everything cleanly on a signal. This page is the map; `docs/PROTOCOL.md` is the wire.
+//!
+//! ## Process model
+//! ```text
+//!   parent (optional: whoever started clutch with an IPC fd, or the Master handle)
+//!     │ channel
+//!   master ─── guard (forked; SIGKILLs worker groups if the master dies unannounced)
+//!     ├── channel ── agent        (CLUTCH_ROLE=agent, CLUTCH_WORKER_ID=0)
+//!     ├── channel ── app worker 1 (CLUTCH_ROLE=app,   CLUTCH_WORKER_ID=1)
+//!     └── channel ── app worker N
+//! ```
+//! - The agent starts first; when it says `agent-start` the app workers start; when every
+//!   one has said `app-start` the cluster is ready and `cluster-ready` goes to everyone.
+//!   ([`config::ReadyMode`] lets wrapped binaries that cannot speak be ready on spawn or
+//!   after a delay.)
+//! - Each app worker has a slot id 1..N that a restarted worker keeps.
+//! - Each child runs in its own process group (signals go to the group, so grandchildren
+//!   go too), gets SIGKILL when the master's thread dies (`PR_SET_PDEATHSIG`), and the
+//!   guard process ([`sys::guard`]) kills the groups if the master is SIGKILLed.
+//!
+//! ## Who owns what
+//! - The master runs on one thread with a current-thread tokio runtime
+//!   ([`master::lifecycle`]); every channel side, child and timer is a task on it, and the
+//!   run loop alone decides. That thread forks every child.
+//! - Per child: the master holds one end of a `socketpair`; the child inherits the other at
+//!   `CLUTCH_CHANNEL_FD` (also `NODE_CHANNEL_FD`, so Node's `process.send` works as is).
+//!   [`master::tasks::wait_child`] is the only reaper of a child.
+//! - With `--port`, the master binds the socket once ([`listen`]) and app workers inherit it
+//!   from fd 3 (`LISTEN_FDS`); the channel comes after it.
+//!
+//! ## Message flow
+//! bytes on a channel → [`protocol::codec::LineBuffer`] cuts lines →
+//! [`master::messenger::Messenger::route`] reads only the routing fields, stamps `from` with
+//! the channel's endpoint → each destination's [`channel::Outbox`] → its writer task. The
+//! lifecycle loop only hears of what concerns it (readiness, messages to the master,
+//! channels closing, exits). Nothing reaches back up.
+//!
+//! ## Library
+//! - [`Master`] (built with [`Master::builder`]) runs a cluster from Rust: await
+//!   [`Master::ready`], exchange messages as the parent, and drop it or call
+//!   [`Master::shutdown`]; no process is left behind.
+//! - [`worker::Worker`] is the child side for Rust workers.
+//!
+//! ## Caveats
+//! - A grandchild that leaves its process group (`setsid`) escapes the group signals and
+//!   the guard.
+//! - Process groups are signalled by number; after a group's last member is reaped the
+//!   number could in theory be reused before the master forgets it. Each group is killed
+//!   right when its leader is reaped, which keeps that window tiny.
+
+pub mod channel;
+pub mod config;
+pub mod demo;
+pub mod error;
+pub mod listen;
+pub mod master;
+pub mod protocol;
+pub mod sticky;
+pub mod sys;
+pub mod worker;
+
+pub use config::{ReadyMode, RestartPolicy, Settings};
+pub use error::Error;
+pub use master::{ClusterInfo, Master, MasterBuilder, Role, State, WorkerInfo};
+pub use protocol::{Endpoint, Message};

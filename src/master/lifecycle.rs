@@ -1,0 +1,702 @@
+//! The master's run loop: starting → ready → stopping, driven by [`Event`]s.
+//!
+//! One thread, one task per channel side and per child (see [`super::tasks`]), and this
+//! loop owning every decision: when to start the apps, when the cluster is ready, what a
+//! death means (failure before ready, restart or park after), and how to stop.
+
+use crate::channel::Outbox;
+use crate::config::{ReadyMode, Settings};
+use crate::error::Error;
+use crate::master::messenger::{Messenger, Peer, Source};
+use crate::master::restart::{Decision, RestartTracker};
+use crate::master::spawn::{SpawnSpec, spawn};
+use crate::master::tasks::{self, Closed};
+use crate::master::worker::{Role, WorkerInfo, WorkerName};
+use crate::master::{ClusterInfo, State};
+use crate::protocol::{Endpoint, Message};
+use crate::sys::guard::Guard;
+use crate::sys::process::{Exit, Signal, signal_group};
+use serde_json::json;
+use std::os::fd::OwnedFd;
+use std::rc::Rc;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use tokio::net::UnixStream;
+use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender};
+use tokio::sync::watch;
+use tokio::task::spawn_local;
+
+/// Something the run loop must act on.
+#[derive(Debug)]
+pub enum Event {
+    /// The worker with this pid is ready (message, delay or spawn).
+    Ready { pid: u32 },
+    /// A child was reaped.
+    Exited { pid: u32, exit: Exit },
+    /// A channel's reader stopped (pid 0: the parent channel).
+    ChannelClosed { pid: u32, closed: Closed },
+    /// The ready timeout of this worker passed.
+    ReadyTimeout { pid: u32 },
+    /// A slot's restart delay passed.
+    RestartDue { role: Role, id: u32 },
+    /// The kill timeout of a stop stage passed.
+    KillTimeout { stage: u32 },
+    /// A message addressed to the master.
+    ToMaster(Message),
+    /// SIGINT, SIGTERM or SIGQUIT arrived.
+    Signal(&'static str),
+    /// A line from the in-process parent (the [`crate::Master`] handle).
+    FromHandle(Vec<u8>),
+    /// The handle asks for a graceful stop.
+    Shutdown,
+    /// The handle was dropped: kill everything now.
+    Kill,
+}
+
+/// What the loop was given to run.
+pub struct Plan {
+    pub settings: Settings,
+    pub app: Vec<String>,
+    pub agent: Option<Vec<String>>,
+    /// The shared listening socket, when the master owns the port.
+    pub listener: Option<(OwnedFd, u16)>,
+    pub handle_signals: bool,
+}
+
+/// Where the loop publishes its state for the handle.
+pub struct Published {
+    pub state: watch::Sender<State>,
+    pub workers: Arc<Mutex<Vec<WorkerInfo>>>,
+}
+
+struct Live {
+    pid: u32,
+    started: Instant,
+    ready: bool,
+    outbox: Rc<Outbox>,
+}
+
+struct Slot {
+    role: Role,
+    id: u32,
+    live: Option<Live>,
+    tracker: RestartTracker,
+    parked: bool,
+    restart_pending: bool,
+}
+
+impl Slot {
+    fn name(&self) -> Option<WorkerName> {
+        self.live.as_ref().map(|l| WorkerName {
+            role: self.role,
+            id: self.id,
+            pid: l.pid,
+        })
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    Starting,
+    Ready,
+    /// Stopping; `stage` 1 stops the apps, 2 the agent.
+    Stopping { stage: u32 },
+}
+
+struct Cluster {
+    plan: Plan,
+    messenger: Rc<Messenger>,
+    events: UnboundedSender<Event>,
+    guard: Guard,
+    agent: Option<Slot>,
+    apps: Vec<Slot>,
+    phase: Phase,
+    started: Instant,
+    failure: Option<Error>,
+    published: Published,
+}
+
+/// Runs a cluster until it has stopped. `Ok` after a requested stop, `Err` when it could not
+/// start. Must run inside a `LocalSet` on a current-thread runtime, on a thread that lives
+/// as long as the cluster (children's death signal is tied to it).
+pub async fn run(
+    plan: Plan,
+    messenger: Rc<Messenger>,
+    events: UnboundedSender<Event>,
+    mut inbox: UnboundedReceiver<Event>,
+    published: Published,
+) -> Result<(), Error> {
+    let guard = Guard::start().map_err(|e| Error::io("cannot start the guard process", e))?;
+    let s = &plan.settings;
+    let tracker = |floor| RestartTracker::new(s.restart_limit, s.restart_window, floor);
+    let agent = plan.agent.as_ref().map(|_| Slot {
+        role: Role::Agent,
+        id: 0,
+        live: None,
+        tracker: tracker(Duration::from_millis(200)),
+        parked: false,
+        restart_pending: false,
+    });
+    let apps = (1..=s.workers as u32)
+        .map(|id| Slot {
+            role: Role::App,
+            id,
+            live: None,
+            tracker: tracker(Duration::ZERO),
+            parked: false,
+            restart_pending: false,
+        })
+        .collect();
+    if plan.handle_signals {
+        listen_for_signals(&events)?;
+    }
+    let mut c = Cluster {
+        plan,
+        messenger,
+        events,
+        guard,
+        agent,
+        apps,
+        phase: Phase::Starting,
+        started: Instant::now(),
+        failure: None,
+        published,
+    };
+    if c.agent.is_some() {
+        c.start(Role::Agent, 0);
+    } else {
+        c.start_apps();
+    }
+    while !c.done() {
+        let Some(ev) = inbox.recv().await else { break };
+        c.handle(ev);
+    }
+    let result = match c.failure.take() {
+        Some(e) => {
+            let _ = c.published.state.send(State::Failed(e.clone()));
+            Err(e)
+        }
+        None => {
+            let _ = c.published.state.send(State::Stopped);
+            Ok(())
+        }
+    };
+    c.publish_workers();
+    result
+}
+
+fn listen_for_signals(events: &UnboundedSender<Event>) -> Result<(), Error> {
+    use tokio::signal::unix::{SignalKind, signal};
+    for (kind, name) in [
+        (SignalKind::interrupt(), "SIGINT"),
+        (SignalKind::terminate(), "SIGTERM"),
+        (SignalKind::quit(), "SIGQUIT"),
+    ] {
+        let mut sig = signal(kind).map_err(|e| Error::io("cannot handle signals", e))?;
+        let events = events.clone();
+        spawn_local(async move {
+            while sig.recv().await.is_some() {
+                if events.send(Event::Signal(name)).is_err() {
+                    break;
+                }
+            }
+        });
+    }
+    Ok(())
+}
+
+impl Cluster {
+    fn slot_mut(&mut self, role: Role, id: u32) -> Option<&mut Slot> {
+        match role {
+            Role::Agent => self.agent.as_mut(),
+            Role::App => self.apps.get_mut(id as usize - 1),
+        }
+    }
+
+    fn slot_of(&mut self, pid: u32) -> Option<&mut Slot> {
+        self.agent
+            .iter_mut()
+            .chain(self.apps.iter_mut())
+            .find(|s| s.live.as_ref().is_some_and(|l| l.pid == pid))
+    }
+
+    fn agent_pid(&self) -> Option<u32> {
+        self.agent.as_ref().and_then(|a| a.live.as_ref()).filter(|l| l.ready).map(|l| l.pid)
+    }
+
+    fn ready_app_pids(&self) -> Vec<u32> {
+        self.apps.iter().filter_map(|s| s.live.as_ref()).filter(|l| l.ready).map(|l| l.pid).collect()
+    }
+
+    fn info(&self) -> ClusterInfo {
+        ClusterInfo {
+            port: self.plan.listener.as_ref().map(|(_, p)| *p).or(self.plan.settings.port),
+            address: self.plan.settings.host.clone(),
+            workers: self.plan.settings.workers,
+            sticky: false,
+        }
+    }
+
+    fn done(&self) -> bool {
+        matches!(self.phase, Phase::Stopping { .. }) && self.agent.iter().chain(&self.apps).all(|s| s.live.is_none())
+    }
+
+    fn publish_workers(&self) {
+        let list = self
+            .agent
+            .iter()
+            .chain(&self.apps)
+            .filter_map(|s| {
+                s.live.as_ref().map(|l| WorkerInfo {
+                    role: s.role,
+                    id: s.id,
+                    pid: l.pid,
+                    ready: l.ready,
+                })
+            })
+            .collect();
+        *self.published.workers.lock().expect("workers lock") = list;
+    }
+
+    fn start_apps(&mut self) {
+        for id in 1..=self.apps.len() as u32 {
+            self.start(Role::App, id);
+        }
+    }
+
+    /// Spawns the worker of a slot and the tasks that serve it.
+    fn start(&mut self, role: Role, id: u32) {
+        let s = &self.plan.settings;
+        let command = match role {
+            Role::Agent => self.plan.agent.clone().expect("an agent slot has a command"),
+            Role::App => self.plan.app.clone(),
+        };
+        let listeners: Vec<(&OwnedFd, &str)> = match (&self.plan.listener, role) {
+            (Some((fd, _)), Role::App) => vec![(fd, "clutch")],
+            _ => Vec::new(),
+        };
+        let spec = SpawnSpec {
+            role,
+            id,
+            command: &command,
+            name: &s.name,
+            port: self.info().port,
+            listeners: &listeners,
+            extra_env: &[],
+        };
+        let spawned = match spawn(&spec) {
+            Ok(sp) => sp,
+            Err(e) => {
+                let what = match role {
+                    Role::Agent => "the agent".to_string(),
+                    Role::App => format!("app worker {id}"),
+                };
+                let err = Error::Spawn {
+                    what,
+                    command: shell_words::join(&command),
+                    source: Arc::new(e),
+                };
+                tracing::error!("{err}");
+                if self.phase == Phase::Starting {
+                    self.fail(err);
+                } else if self.phase == Phase::Ready {
+                    self.after_death(role, id, Duration::ZERO, false);
+                }
+                return;
+            }
+        };
+        let pid = spawned.pid;
+        self.guard.watch(pid);
+        let name = WorkerName { role, id, pid };
+        tracing::debug!("{name} spawned: {}", shell_words::join(&command));
+        let stream = match UnixStream::from_std(spawned.channel) {
+            Ok(s) => Rc::new(s),
+            Err(e) => {
+                tracing::error!("cannot register the channel of {name}: {e}");
+                let _ = signal_group(pid, Signal::SIGKILL);
+                spawn_local(tasks::wait_child(spawned.child, pid, self.events.clone()));
+                return;
+            }
+        };
+        let outbox = Rc::new(Outbox::new());
+        self.messenger.add(Peer {
+            name,
+            outbox: outbox.clone(),
+        });
+        let src = Source {
+            endpoint: match role {
+                Role::Agent => Endpoint::Agent,
+                Role::App => Endpoint::App,
+            },
+            worker: Some(name),
+            outbox: Some(outbox.clone()),
+        };
+        spawn_local(tasks::read_channel(
+            stream.clone(),
+            src,
+            self.messenger.clone(),
+            self.events.clone(),
+            s.max_message_size,
+        ));
+        spawn_local(tasks::write_channel(stream, outbox.clone()));
+        spawn_local(tasks::wait_child(spawned.child, pid, self.events.clone()));
+
+        let mode = match role {
+            Role::Agent => s.agent_ready_mode(),
+            Role::App => s.ready,
+        };
+        let timeout = s.ready_timeout;
+        let events = self.events.clone();
+        match mode {
+            ReadyMode::Spawn => {
+                let _ = events.send(Event::Ready { pid });
+            }
+            ReadyMode::Delay(d) => {
+                spawn_local(async move {
+                    tokio::time::sleep(d).await;
+                    let _ = events.send(Event::Ready { pid });
+                });
+            }
+            ReadyMode::Message => {
+                spawn_local(async move {
+                    tokio::time::sleep(timeout).await;
+                    let _ = events.send(Event::ReadyTimeout { pid });
+                });
+            }
+        }
+        let slot = self.slot_mut(role, id).expect("slot exists");
+        slot.restart_pending = false;
+        slot.live = Some(Live {
+            pid,
+            started: Instant::now(),
+            ready: false,
+            outbox,
+        });
+        self.publish_workers();
+    }
+
+    fn handle(&mut self, ev: Event) {
+        match ev {
+            Event::Ready { pid } => self.on_ready(pid),
+            Event::Exited { pid, exit } => self.on_exit(pid, exit),
+            Event::ChannelClosed { pid, closed } => self.on_channel_closed(pid, closed),
+            Event::ReadyTimeout { pid } => self.on_ready_timeout(pid),
+            Event::RestartDue { role, id } => {
+                let due = self.phase == Phase::Ready
+                    && self.slot_mut(role, id).is_some_and(|s| s.live.is_none() && !s.parked && s.restart_pending);
+                if due {
+                    self.start(role, id);
+                }
+            }
+            Event::KillTimeout { stage } => {
+                if self.phase == (Phase::Stopping { stage }) {
+                    for name in self.stage_workers(stage) {
+                        tracing::warn!("{name} still running after {:?}; sending SIGKILL", self.plan.settings.kill_timeout);
+                        let _ = signal_group(name.pid, Signal::SIGKILL);
+                    }
+                }
+            }
+            Event::ToMaster(msg) => {
+                tracing::debug!("message to the master: {}", msg.action);
+                self.messenger.deliver_to_handle(msg);
+            }
+            Event::Signal(name) => match self.phase {
+                Phase::Stopping { .. } => {
+                    tracing::warn!("{name} again: killing every worker now");
+                    self.kill_all();
+                }
+                _ => {
+                    tracing::info!("{name} received; stopping");
+                    self.stop();
+                }
+            },
+            Event::FromHandle(line) => {
+                let src = Source {
+                    endpoint: Endpoint::Parent,
+                    worker: None,
+                    outbox: None,
+                };
+                if let crate::master::messenger::Outcome::ToMaster(msg) = self.messenger.route(&src, &line) {
+                    self.messenger.deliver_to_handle(msg);
+                }
+            }
+            Event::Shutdown => self.stop(),
+            Event::Kill => {
+                self.kill_all();
+                if !matches!(self.phase, Phase::Stopping { .. }) {
+                    self.phase = Phase::Stopping { stage: 2 };
+                }
+            }
+        }
+    }
+
+    fn on_ready(&mut self, pid: u32) {
+        let started = self.started;
+        let Some(slot) = self.slot_of(pid) else { return };
+        let name = slot.name().expect("slot_of finds live slots");
+        let live = slot.live.as_mut().expect("slot_of finds live slots");
+        if live.ready {
+            return;
+        }
+        live.ready = true;
+        let took = live.started.elapsed();
+        tracing::info!("{name} started in {} ms", took.as_millis());
+        self.publish_workers();
+        match name.role {
+            Role::Agent => {
+                let pids = Message::new("cluster-pids", json!([pid])).to(Endpoint::App);
+                self.messenger.send_from_master(&pids);
+                match self.phase {
+                    Phase::Starting => self.start_apps(),
+                    Phase::Ready => {
+                        let apps = Message::new("cluster-pids", json!(self.ready_app_pids())).to(Endpoint::Agent);
+                        self.messenger.send_from_master(&apps);
+                        let ready = Message::new("cluster-ready", json!(self.info())).to(Endpoint::Agent);
+                        self.messenger.send_from_master(&ready);
+                    }
+                    Phase::Stopping { .. } => {}
+                }
+            }
+            Role::App => {
+                let agent: Vec<u32> = self.agent_pid().into_iter().collect();
+                let pids = Message::new("cluster-pids", json!(agent)).to_pid(pid);
+                self.messenger.send_from_master(&pids);
+                match self.phase {
+                    Phase::Starting => {
+                        if self.apps.iter().all(|s| s.live.as_ref().is_some_and(|l| l.ready)) {
+                            self.cluster_ready(started);
+                        }
+                    }
+                    Phase::Ready => {
+                        let ready = Message::new("cluster-ready", json!(self.info())).to_pid(pid);
+                        self.messenger.send_from_master(&ready);
+                        self.send_app_pids_to_agent();
+                    }
+                    Phase::Stopping { .. } => {}
+                }
+            }
+        }
+    }
+
+    fn cluster_ready(&mut self, started: Instant) {
+        self.phase = Phase::Ready;
+        let info = self.info();
+        let at = match info.port {
+            Some(p) => format!(" at {}:{p}", info.address),
+            None => String::new(),
+        };
+        tracing::info!(
+            "{} ready{at} with {} app worker(s){} in {} ms",
+            self.plan.settings.name,
+            info.workers,
+            if self.agent.is_some() { " and an agent" } else { "" },
+            started.elapsed().as_millis()
+        );
+        self.send_app_pids_to_agent();
+        let data = json!(info);
+        for to in [Endpoint::Agent, Endpoint::App, Endpoint::Parent] {
+            self.messenger.send_from_master(&Message::new("cluster-ready", data.clone()).to(to));
+        }
+        let _ = self.published.state.send(State::Ready(info));
+    }
+
+    fn send_app_pids_to_agent(&self) {
+        if self.agent_pid().is_some() {
+            let msg = Message::new("cluster-pids", json!(self.ready_app_pids())).to(Endpoint::Agent);
+            self.messenger.send_from_master(&msg);
+        }
+    }
+
+    fn on_exit(&mut self, pid: u32, exit: Exit) {
+        self.guard.forget(pid);
+        let phase = self.phase;
+        let Some(slot) = self.slot_of(pid) else { return };
+        let name = slot.name().expect("live");
+        let live = slot.live.take().expect("live");
+        let uptime = live.started.elapsed();
+        live.outbox.close();
+        self.messenger.remove(pid);
+        self.publish_workers();
+        match phase {
+            Phase::Stopping { .. } => tracing::info!("{name} exited with {exit}"),
+            _ => tracing::warn!("{name} exited with {exit}"),
+        }
+        let died = match name.role {
+            Role::Agent => Message::new(
+                "agent-worker-died",
+                json!({"pid": pid, "code": exit.code, "signal": exit.signal_name()}),
+            ),
+            Role::App => Message::new(
+                "app-worker-died",
+                json!({"pid": pid, "id": name.id, "code": exit.code, "signal": exit.signal_name()}),
+            ),
+        };
+        self.messenger.send_from_master(&died.to(Endpoint::Parent));
+        match phase {
+            Phase::Starting => self.fail(Error::ExitedEarly { worker: name, exit }),
+            Phase::Ready => {
+                match name.role {
+                    Role::Agent => {
+                        if live.ready {
+                            let none = Message::new("cluster-pids", json!([])).to(Endpoint::App);
+                            self.messenger.send_from_master(&none);
+                        }
+                    }
+                    Role::App => self.send_app_pids_to_agent(),
+                }
+                self.after_death(name.role, name.id, uptime, exit.success());
+            }
+            Phase::Stopping { stage } => {
+                if self.stage_workers(stage).is_empty() {
+                    self.next_stop_stage(stage);
+                }
+            }
+        }
+    }
+
+    /// Restart, park or leave a slot whose worker died after the cluster was ready.
+    fn after_death(&mut self, role: Role, id: u32, uptime: Duration, success: bool) {
+        let policy = self.plan.settings.restart;
+        let window = self.plan.settings.restart_window;
+        let events = self.events.clone();
+        let slot = self.slot_mut(role, id).expect("slot exists");
+        let what = match role {
+            Role::Agent => "the agent".to_string(),
+            Role::App => format!("app worker {id}"),
+        };
+        match slot.tracker.on_exit(policy, Instant::now(), uptime, success) {
+            Decision::Restart(delay) => {
+                slot.restart_pending = true;
+                tracing::info!("restarting {what} in {} ms", delay.as_millis());
+                spawn_local(async move {
+                    tokio::time::sleep(delay).await;
+                    let _ = events.send(Event::RestartDue { role, id });
+                });
+            }
+            Decision::Park => {
+                slot.parked = true;
+                let restarts = slot.tracker.recent();
+                tracing::error!(
+                    "{what} restarted {restarts} times in {} s; parking it (the others keep serving)",
+                    window.as_secs()
+                );
+                let action = match role {
+                    Role::Agent => "agent-worker-parked",
+                    Role::App => "app-worker-parked",
+                };
+                let msg = Message::new(action, json!({"id": id, "restarts": restarts, "window": window.as_millis() as u64}));
+                self.messenger.send_from_master(&msg.to(Endpoint::Parent));
+            }
+            Decision::Stay => tracing::info!("not restarting {what} (--restart {policy:?})"),
+        }
+    }
+
+    fn on_channel_closed(&mut self, pid: u32, closed: Closed) {
+        if pid == 0 {
+            if !matches!(self.phase, Phase::Stopping { .. }) {
+                tracing::info!("the parent channel closed; stopping");
+                self.stop();
+            }
+            return;
+        }
+        let Some(slot) = self.slot_of(pid) else { return };
+        let name = slot.name().expect("live");
+        self.messenger.remove(pid);
+        match closed {
+            Closed::Eof => tracing::debug!("{name} closed its channel"),
+            Closed::Abuse(_) => {
+                if !matches!(self.phase, Phase::Stopping { .. }) {
+                    tracing::warn!("stopping {name}; it will be restarted under the restart policy");
+                    let _ = signal_group(pid, Signal::SIGTERM);
+                    self.kill_later(pid);
+                }
+            }
+        }
+    }
+
+    fn kill_later(&self, pid: u32) {
+        let timeout = self.plan.settings.kill_timeout;
+        let events = self.events.clone();
+        spawn_local(async move {
+            tokio::time::sleep(timeout).await;
+            // The pid may be gone by now; the run loop checks before killing.
+            let _ = events.send(Event::ReadyTimeout { pid });
+        });
+    }
+
+    fn on_ready_timeout(&mut self, pid: u32) {
+        let ms = self.plan.settings.ready_timeout.as_millis();
+        let phase = self.phase;
+        let Some(slot) = self.slot_of(pid) else { return };
+        let live = slot.live.as_ref().expect("live");
+        let name = slot.name().expect("live");
+        let late = !live.ready || live.outbox.is_closed();
+        if !late {
+            return;
+        }
+        match phase {
+            Phase::Starting => self.fail(Error::NotReady {
+                worker: name,
+                ms,
+                action: name.role.ready_action(),
+            }),
+            Phase::Ready => {
+                tracing::warn!("{name} not ready after {ms} ms (or stuck after its channel closed); killing it");
+                let _ = signal_group(pid, Signal::SIGKILL);
+            }
+            Phase::Stopping { .. } => {}
+        }
+    }
+
+    fn fail(&mut self, err: Error) {
+        if self.failure.is_none() {
+            tracing::error!("the cluster failed to start: {err}");
+            self.failure = Some(err);
+        }
+        self.stop();
+    }
+
+    fn stage_workers(&self, stage: u32) -> Vec<WorkerName> {
+        let slots: Vec<&Slot> = match stage {
+            1 => self.apps.iter().collect(),
+            _ => self.agent.iter().collect(),
+        };
+        slots.into_iter().filter_map(|s| s.name()).collect()
+    }
+
+    /// Stops the apps, then the agent: SIGTERM to each process group, SIGKILL after the
+    /// kill timeout, and on as soon as they are gone.
+    fn stop(&mut self) {
+        if matches!(self.phase, Phase::Stopping { .. }) {
+            return;
+        }
+        self.next_stop_stage(0);
+    }
+
+    fn next_stop_stage(&mut self, from: u32) {
+        let mut stage = from + 1;
+        while stage <= 2 && self.stage_workers(stage).is_empty() {
+            stage += 1;
+        }
+        self.phase = Phase::Stopping { stage };
+        if stage > 2 {
+            return;
+        }
+        for name in self.stage_workers(stage) {
+            tracing::debug!("sending SIGTERM to {name}");
+            let _ = signal_group(name.pid, Signal::SIGTERM);
+        }
+        let timeout = self.plan.settings.kill_timeout;
+        let events = self.events.clone();
+        spawn_local(async move {
+            tokio::time::sleep(timeout).await;
+            let _ = events.send(Event::KillTimeout { stage });
+        });
+    }
+
+    fn kill_all(&mut self) {
+        for name in self.stage_workers(1).into_iter().chain(self.stage_workers(2)) {
+            let _ = signal_group(name.pid, Signal::SIGKILL);
+        }
+    }
+}

@@ -1,0 +1,304 @@
+//! The Messenger: routes each line a channel delivers by its `from`/`to`, as egg-cluster's
+//! Messenger does, without building the message.
+//!
+//! Per line: check UTF-8, read only the routing fields ([`Header`]), stamp `from` with the
+//! channel's endpoint (a worker cannot spoof it), and append the bytes to each destination's
+//! [`Outbox`]. When the sender wrote no `from`, the stamp is a prefix spliced in front of the
+//! original bytes; when it wrote the right one, the line goes on untouched. Only a spoofed
+//! `from` or a bare-string message is re-serialised.
+
+use crate::channel::{HIGH_WATER, Outbox, Refused};
+use crate::master::worker::{Role, WorkerName};
+use crate::protocol::message::Header;
+use crate::protocol::{Endpoint, Message};
+use std::cell::RefCell;
+use std::rc::Rc;
+use tokio::sync::mpsc::UnboundedSender;
+
+/// Where a line came from.
+#[derive(Clone)]
+pub struct Source {
+    pub endpoint: Endpoint,
+    /// The worker, for worker channels.
+    pub worker: Option<WorkerName>,
+    /// The sender's own outbox, for answers to Node's internal messages.
+    pub outbox: Option<Rc<Outbox>>,
+}
+
+/// A worker the Messenger can deliver to.
+pub struct Peer {
+    pub name: WorkerName,
+    pub outbox: Rc<Outbox>,
+}
+
+/// Where messages to `parent` go.
+pub enum ParentSink {
+    /// Nobody: they are dropped.
+    None,
+    /// The IPC channel the master was started with.
+    Channel(Rc<Outbox>),
+    /// The in-process [`crate::Master`] handle.
+    Handle(UnboundedSender<Message>),
+}
+
+/// What routing a line led to, beyond delivery.
+#[derive(Debug, PartialEq)]
+pub enum Outcome {
+    /// Delivered to this many channels (0 when nobody matched; logged at debug).
+    Routed(usize),
+    /// A worker said it is ready (`agent-start` / `app-start`).
+    Ready,
+    /// A message for the master itself.
+    ToMaster(Message),
+    /// One of Node's internal messages, answered or ignored here.
+    NodeInternal,
+    /// A blank line; ignored.
+    Blank,
+    /// Not a valid message; dropped. Says why.
+    Bad(String),
+}
+
+/// The routing table and the router.
+pub struct Messenger {
+    agent: RefCell<Option<Peer>>,
+    apps: RefCell<Vec<Peer>>,
+    parent: RefCell<ParentSink>,
+    /// An outbox that crossed the high-water mark while routing; the reader waits on it.
+    congested: RefCell<Option<Rc<Outbox>>>,
+}
+
+const FROM_PREFIX: [&[u8]; 4] = [
+    br#"{"from":"master","#,
+    br#"{"from":"parent","#,
+    br#"{"from":"app","#,
+    br#"{"from":"agent","#,
+];
+
+fn prefix(e: Endpoint) -> &'static [u8] {
+    FROM_PREFIX[e as usize]
+}
+
+impl Default for Messenger {
+    fn default() -> Self {
+        Messenger::new(ParentSink::None)
+    }
+}
+
+impl Messenger {
+    /// An empty table with the given parent.
+    pub fn new(parent: ParentSink) -> Messenger {
+        Messenger {
+            agent: RefCell::new(None),
+            apps: RefCell::new(Vec::new()),
+            parent: RefCell::new(parent),
+            congested: RefCell::new(None),
+        }
+    }
+
+    /// Adds a live worker to the table.
+    pub fn add(&self, peer: Peer) {
+        match peer.name.role {
+            Role::Agent => *self.agent.borrow_mut() = Some(peer),
+            Role::App => self.apps.borrow_mut().push(peer),
+        }
+    }
+
+    /// Removes the worker with `pid`.
+    pub fn remove(&self, pid: u32) {
+        let mut agent = self.agent.borrow_mut();
+        if agent.as_ref().is_some_and(|a| a.name.pid == pid) {
+            *agent = None;
+        }
+        self.apps.borrow_mut().retain(|p| p.name.pid != pid);
+    }
+
+    /// The outbox of the app worker in slot `id`, if it is live.
+    pub fn app_outbox(&self, id: u32) -> Option<Rc<Outbox>> {
+        self.apps.borrow().iter().find(|p| p.name.id == id).map(|p| p.outbox.clone())
+    }
+
+    /// Takes the outbox that crossed its high-water mark since the last call, if any.
+    pub fn take_congested(&self) -> Option<Rc<Outbox>> {
+        self.congested.borrow_mut().take()
+    }
+
+    /// Sends a message from the master (`cluster-pids`, `cluster-ready`, ...).
+    pub fn send_from_master(&self, msg: &Message) {
+        let mut line = Vec::with_capacity(128);
+        let mut msg = msg.clone();
+        msg.from = Some(Endpoint::Master);
+        msg.write_line(&mut line);
+        line.pop();
+        let src = Source {
+            endpoint: Endpoint::Master,
+            worker: None,
+            outbox: None,
+        };
+        self.route(&src, &line);
+    }
+
+    /// Routes one line (without its newline) that arrived from `src`.
+    pub fn route(&self, src: &Source, line: &[u8]) -> Outcome {
+        let Ok(text) = std::str::from_utf8(line) else {
+            return Outcome::Bad("invalid UTF-8".into());
+        };
+        let body = text.trim_ascii_start();
+        match body.as_bytes().first() {
+            Some(b'{') => {}
+            Some(b'"') => return self.route_bare(src, text),
+            None => return Outcome::Blank,
+            Some(_) => return Outcome::Bad("not a JSON object or string".into()),
+        }
+        let header: Header = match serde_json::from_str(text) {
+            Ok(h) => h,
+            Err(e) => return Outcome::Bad(format!("invalid JSON: {e}")),
+        };
+        if header.cmd.as_deref().is_some_and(|c| c.starts_with("NODE_")) {
+            self.node_internal(src, &header);
+            return Outcome::NodeInternal;
+        }
+        let Some(action) = header.action.as_deref() else {
+            return Outcome::Bad("no `action`".into());
+        };
+        let to = match header.to.as_deref() {
+            None => None,
+            Some(t) => match Endpoint::parse(t) {
+                Some(e) => Some(e),
+                None => return Outcome::Bad(format!("`to` is `{t}`; use master, parent, app or agent")),
+            },
+        };
+        if let Some(w) = src.worker
+            && action == w.role.ready_action()
+            && matches!(to, None | Some(Endpoint::Master))
+        {
+            return Outcome::Ready;
+        }
+        let to = to.unwrap_or(src.endpoint.default_to());
+        let from = src.endpoint.as_str();
+        match header.from.as_deref() {
+            Some(f) if f == from => self.deliver(to, header.receiver_pid, &[body.as_bytes()]),
+            Some(_) => {
+                let mut v: serde_json::Map<String, serde_json::Value> = match serde_json::from_str(text) {
+                    Ok(v) => v,
+                    Err(e) => return Outcome::Bad(format!("invalid JSON: {e}")),
+                };
+                v.insert("from".into(), from.into());
+                let line = serde_json::to_vec(&v).expect("a JSON map serializes");
+                self.deliver(to, header.receiver_pid, &[&line])
+            }
+            None => {
+                let rest = &body[1..];
+                if rest.trim_ascii_start().starts_with('}') {
+                    let p = prefix(src.endpoint);
+                    self.deliver(to, header.receiver_pid, &[&p[..p.len() - 1], b"}"])
+                } else {
+                    self.deliver(to, header.receiver_pid, &[prefix(src.endpoint), rest.as_bytes()])
+                }
+            }
+        }
+    }
+
+    /// A bare JSON string `"x"` is `{"action":"x","data":"x"}`.
+    fn route_bare(&self, src: &Source, text: &str) -> Outcome {
+        let action: String = match serde_json::from_str(text) {
+            Ok(a) => a,
+            Err(e) => return Outcome::Bad(format!("invalid JSON: {e}")),
+        };
+        if src.worker.is_some_and(|w| action == w.role.ready_action()) {
+            return Outcome::Ready;
+        }
+        let mut msg = Message::new(action.clone(), serde_json::Value::String(action));
+        msg.from = Some(src.endpoint);
+        let mut line = Vec::new();
+        msg.write_line(&mut line);
+        line.pop();
+        self.deliver(src.endpoint.default_to(), None, &[&line])
+    }
+
+    fn deliver(&self, to: Endpoint, receiver_pid: Option<u32>, parts: &[&[u8]]) -> Outcome {
+        match to {
+            Endpoint::Agent => match &*self.agent.borrow() {
+                Some(peer) => Outcome::Routed(self.push(peer, parts)),
+                None => {
+                    tracing::debug!("message to the agent dropped: there is no agent");
+                    Outcome::Routed(0)
+                }
+            },
+            Endpoint::App => {
+                let apps = self.apps.borrow();
+                let mut n = 0;
+                for peer in apps.iter().filter(|p| receiver_pid.is_none_or(|pid| p.name.pid == pid)) {
+                    n += self.push(peer, parts);
+                }
+                if n == 0 {
+                    match receiver_pid {
+                        Some(pid) => tracing::debug!("message to pid {pid} dropped: no live app worker has it"),
+                        None => tracing::debug!("message to app workers dropped: none is live"),
+                    }
+                }
+                Outcome::Routed(n)
+            }
+            Endpoint::Parent => match &*self.parent.borrow() {
+                ParentSink::None => {
+                    tracing::debug!("message to the parent dropped: the master has no parent channel");
+                    Outcome::Routed(0)
+                }
+                ParentSink::Channel(outbox) => {
+                    let ok = outbox.push(parts).is_ok();
+                    Outcome::Routed(ok as usize)
+                }
+                ParentSink::Handle(tx) => match parse_parts(parts) {
+                    Ok(msg) => Outcome::Routed(tx.send(msg).is_ok() as usize),
+                    Err(e) => Outcome::Bad(format!("invalid JSON: {e}")),
+                },
+            },
+            Endpoint::Master => match parse_parts(parts) {
+                Ok(msg) => Outcome::ToMaster(msg),
+                Err(e) => Outcome::Bad(format!("invalid message: {e}")),
+            },
+        }
+    }
+
+    fn push(&self, peer: &Peer, parts: &[&[u8]]) -> usize {
+        match peer.outbox.push(parts) {
+            Ok(()) => {
+                if peer.outbox.queued() > HIGH_WATER {
+                    *self.congested.borrow_mut() = Some(peer.outbox.clone());
+                }
+                1
+            }
+            Err(Refused::Closed) => 0,
+            Err(Refused::Full(dropped)) => {
+                if dropped == 1 || dropped.is_power_of_two() {
+                    tracing::warn!(
+                        "{} is not reading its channel: {dropped} message(s) to it dropped so far",
+                        peer.name
+                    );
+                }
+                0
+            }
+        }
+    }
+
+    /// Hands a message addressed to the master to the in-process handle, if there is one.
+    pub fn deliver_to_handle(&self, msg: Message) {
+        if let ParentSink::Handle(tx) = &*self.parent.borrow() {
+            let _ = tx.send(msg);
+        }
+    }
+
+    /// Node's internal messages: a handle a Node child sends the master is acknowledged (and
+    /// closed, as clutch has no use for it); the rest need no answer.
+    fn node_internal(&self, src: &Source, header: &Header<'_>) {
+        if header.cmd.as_deref() == Some("NODE_HANDLE")
+            && let Some(outbox) = &src.outbox
+        {
+            let _ = outbox.push(&[br#"{"cmd":"NODE_HANDLE_ACK"}"#]);
+        }
+    }
+}
+
+fn parse_parts(parts: &[&[u8]]) -> Result<Message, serde_json::Error> {
+    let line: Vec<u8> = parts.concat();
+    Message::from_line(&line)
+}

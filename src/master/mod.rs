@@ -1,0 +1,433 @@
+//! The master: [`Master`] runs a cluster from Rust (in a test, or behind the CLI).
+//!
+//! The master runs on one thread of its own, on a current-thread tokio runtime: every
+//! channel, child and timer is a task there, and the run loop in [`lifecycle`] owns every
+//! decision. The thread lives exactly as long as the cluster, which matters because a
+//! child's parent-death signal fires when the *thread* that forked it exits.
+
+pub mod lifecycle;
+pub mod messenger;
+pub mod restart;
+pub mod spawn;
+pub mod tasks;
+pub mod worker;
+
+use crate::config::{ReadyMode, RestartPolicy, Settings};
+use crate::error::Error;
+use crate::protocol::Message;
+use lifecycle::{Event, Plan, Published};
+use messenger::{Messenger, ParentSink, Source};
+use serde::Serialize;
+use std::os::fd::{FromRawFd, OwnedFd};
+use std::path::PathBuf;
+use std::rc::Rc;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::sync::{mpsc, watch};
+pub use worker::{Role, WorkerInfo, WorkerName};
+
+/// What `cluster-ready` carries.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ClusterInfo {
+    /// The public port (the bound one when `0` was asked), if any.
+    pub port: Option<u16>,
+    /// The address the port is bound on.
+    pub address: String,
+    /// How many app workers.
+    pub workers: usize,
+    /// Whether connections are handed off by the master.
+    pub sticky: bool,
+}
+
+/// Where a cluster stands.
+#[derive(Debug, Clone)]
+pub enum State {
+    /// Starting the agent or the apps.
+    Starting,
+    /// Every worker said it is ready.
+    Ready(ClusterInfo),
+    /// It could not start; everything was stopped.
+    Failed(Error),
+    /// It was stopped on request.
+    Stopped,
+}
+
+/// Where the master's `parent` route leads.
+enum ParentKind {
+    /// The in-process handle.
+    Handle,
+    /// The IPC fd found in `CLUTCH_CHANNEL_FD` / `NODE_CHANNEL_FD`, if any.
+    FromEnv,
+}
+
+/// Settings for a cluster, then [`start`](Self::start) (own thread) or [`run`](Self::run).
+pub struct MasterBuilder {
+    settings: Settings,
+    parent: ParentKind,
+    handle_signals: bool,
+}
+
+impl MasterBuilder {
+    /// Starts from `settings` as they are.
+    pub fn from_settings(settings: Settings) -> MasterBuilder {
+        MasterBuilder {
+            settings,
+            parent: ParentKind::Handle,
+            handle_signals: false,
+        }
+    }
+
+    /// The app worker command (program and arguments).
+    pub fn app<I, S>(mut self, command: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.settings.app = Some(command.into_iter().map(Into::into).collect());
+        self
+    }
+
+    /// The agent command; without it there is no agent.
+    pub fn agent<I, S>(mut self, command: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.settings.agent = Some(command.into_iter().map(Into::into).collect());
+        self
+    }
+
+    /// How many app workers.
+    pub fn workers(mut self, n: usize) -> Self {
+        self.settings.workers = n;
+        self
+    }
+
+    /// The public port (`0` for any free one).
+    pub fn port(mut self, port: u16) -> Self {
+        self.settings.port = Some(port);
+        self
+    }
+
+    /// The address to bind the port on.
+    pub fn host(mut self, host: impl Into<String>) -> Self {
+        self.settings.host = host.into();
+        self
+    }
+
+    /// When workers count as ready.
+    pub fn ready(mut self, mode: ReadyMode) -> Self {
+        self.settings.ready = mode;
+        self
+    }
+
+    /// When the agent counts as ready (defaults to [`ready`](Self::ready)).
+    pub fn agent_ready(mut self, mode: ReadyMode) -> Self {
+        self.settings.agent_ready = Some(mode);
+        self
+    }
+
+    /// How long a worker may take to be ready.
+    pub fn ready_timeout(mut self, t: Duration) -> Self {
+        self.settings.ready_timeout = t;
+        self
+    }
+
+    /// How long a stopping worker gets between SIGTERM and SIGKILL.
+    pub fn kill_timeout(mut self, t: Duration) -> Self {
+        self.settings.kill_timeout = t;
+        self
+    }
+
+    /// Which exits restart an app worker.
+    pub fn restart(mut self, policy: RestartPolicy) -> Self {
+        self.settings.restart = policy;
+        self
+    }
+
+    /// At most `limit` restarts of one slot per `window`.
+    pub fn restart_limit(mut self, limit: u32, window: Duration) -> Self {
+        self.settings.restart_limit = limit;
+        self.settings.restart_window = window;
+        self
+    }
+
+    /// The longest line a worker may send.
+    pub fn max_message_size(mut self, bytes: usize) -> Self {
+        self.settings.max_message_size = bytes;
+        self
+    }
+
+    /// Takes the `parent` route from `CLUTCH_CHANNEL_FD`/`NODE_CHANNEL_FD` (as the CLI does)
+    /// instead of the handle.
+    pub fn parent_from_env(mut self) -> Self {
+        self.parent = ParentKind::FromEnv;
+        self
+    }
+
+    /// Stops the cluster on SIGINT, SIGTERM and SIGQUIT (as the CLI does).
+    pub fn handle_signals(mut self) -> Self {
+        self.handle_signals = true;
+        self
+    }
+
+    /// The settings as built so far.
+    pub fn settings(&self) -> &Settings {
+        &self.settings
+    }
+
+    /// Starts the cluster on a thread of its own and returns its handle at once; await
+    /// [`Master::ready`].
+    pub fn start(self) -> Result<Master, Error> {
+        if self.settings.app.is_none() {
+            return Err(crate::config::ConfigError::Value {
+                key: "app".into(),
+                message: "a Master needs an app command".into(),
+            }
+            .into());
+        }
+        let (state_tx, state_rx) = watch::channel(State::Starting);
+        let (msg_tx, msg_rx) = mpsc::unbounded_channel();
+        let (ev_tx, ev_rx) = mpsc::unbounded_channel();
+        let workers = Arc::new(Mutex::new(Vec::new()));
+        let published = Published {
+            state: state_tx,
+            workers: workers.clone(),
+        };
+        let events = ev_tx.clone();
+        let thread = std::thread::Builder::new()
+            .name("clutch-master".into())
+            .spawn(move || self.run_here(Some(msg_tx), events, ev_rx, published))
+            .map_err(|e| Error::io("cannot start the master thread", e))?;
+        Ok(Master {
+            events: ev_tx,
+            messages: msg_rx,
+            state: state_rx,
+            workers,
+            thread: Some(thread),
+        })
+    }
+
+    /// Runs the cluster on this thread until it stops: `Ok` after a signal or the parent
+    /// leaving, `Err` when it could not start.
+    pub fn run(self) -> Result<(), Error> {
+        let (state_tx, _) = watch::channel(State::Starting);
+        let (ev_tx, ev_rx) = mpsc::unbounded_channel();
+        let published = Published {
+            state: state_tx,
+            workers: Arc::new(Mutex::new(Vec::new())),
+        };
+        self.run_here(None, ev_tx, ev_rx, published)
+    }
+
+    fn run_here(
+        self,
+        handle: Option<mpsc::UnboundedSender<Message>>,
+        events: mpsc::UnboundedSender<Event>,
+        inbox: mpsc::UnboundedReceiver<Event>,
+        published: Published,
+    ) -> Result<(), Error> {
+        let settings = self.settings;
+        settings.validate()?;
+        let pid_file = settings.pid_file.clone();
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| Error::io("cannot start the master's runtime", e))?;
+        let local = tokio::task::LocalSet::new();
+        let result = local.block_on(&runtime, async move {
+            let listener = match settings.port {
+                Some(port) => Some(crate::listen::bind_shared(&settings.host, port)?),
+                None => None,
+            };
+            if let Some(path) = &settings.pid_file {
+                write_pid_file(path)?;
+            }
+            let parent_fd = match self.parent {
+                ParentKind::FromEnv => parent_fd_from_env()?,
+                ParentKind::Handle => None,
+            };
+            let (sink, parent_stream) = match (&handle, parent_fd) {
+                (Some(tx), _) => (ParentSink::Handle(tx.clone()), None),
+                (None, Some(fd)) => {
+                    let std = std::os::unix::net::UnixStream::from(fd);
+                    std.set_nonblocking(true).map_err(|e| Error::io("parent channel", e))?;
+                    let stream = tokio::net::UnixStream::from_std(std).map_err(|e| Error::io("parent channel", e))?;
+                    let outbox = Rc::new(crate::channel::Outbox::new());
+                    (ParentSink::Channel(outbox.clone()), Some((Rc::new(stream), outbox)))
+                }
+                (None, None) => (ParentSink::None, None),
+            };
+            let messenger = Rc::new(Messenger::new(sink));
+            if let Some((stream, outbox)) = parent_stream {
+                let src = Source {
+                    endpoint: crate::protocol::Endpoint::Parent,
+                    worker: None,
+                    outbox: Some(outbox.clone()),
+                };
+                tokio::task::spawn_local(tasks::read_channel(
+                    stream.clone(),
+                    src,
+                    messenger.clone(),
+                    events.clone(),
+                    settings.max_message_size,
+                ));
+                tokio::task::spawn_local(tasks::write_channel(stream, outbox));
+            }
+            let app = settings.app.clone().unwrap_or_default();
+            let agent = settings.agent.clone();
+            let plan = Plan {
+                settings,
+                app,
+                agent,
+                listener,
+                handle_signals: self.handle_signals,
+            };
+            lifecycle::run(plan, messenger, events, inbox, published).await
+        });
+        if let Some(path) = &pid_file {
+            let _ = std::fs::remove_file(path);
+        }
+        result
+    }
+}
+
+fn write_pid_file(path: &PathBuf) -> Result<(), Error> {
+    std::fs::write(path, format!("{}\n", std::process::id())).map_err(|e| {
+        crate::config::ConfigError::Value {
+            key: "pid-file".into(),
+            message: format!("cannot write {}: {e}", path.display()),
+        }
+        .into()
+    })
+}
+
+/// The IPC fd the master was started with, if any, made close-on-exec so no worker
+/// inherits it.
+fn parent_fd_from_env() -> Result<Option<OwnedFd>, Error> {
+    let var = ["CLUTCH_CHANNEL_FD", "NODE_CHANNEL_FD"]
+        .iter()
+        .find_map(|k| std::env::var(k).ok().map(|v| (*k, v)));
+    let Some((key, value)) = var else { return Ok(None) };
+    let fd: i32 = value.trim().parse().map_err(|_| crate::config::ConfigError::Value {
+        key: key.into(),
+        message: format!("`{value}` is not an fd number"),
+    })?;
+    // SAFETY: fcntl(F_GETFD) only checks the fd is open.
+    if fd < 3 || unsafe { libc::fcntl(fd, libc::F_GETFD) } < 0 {
+        return Err(crate::config::ConfigError::Value {
+            key: key.into(),
+            message: format!("fd {fd} is not an open channel"),
+        }
+        .into());
+    }
+    // SAFETY: the fd is open and was handed to this process to own.
+    let owned = unsafe { OwnedFd::from_raw_fd(fd) };
+    crate::sys::fdpass::set_cloexec(&owned).map_err(|e| Error::io("parent channel", e))?;
+    Ok(Some(owned))
+}
+
+/// A running cluster, as seen by whoever started it (the `parent`).
+///
+/// Dropping it kills every worker (SIGKILL to each process group) and waits for the master
+/// thread; [`shutdown`](Self::shutdown) stops them gracefully instead.
+pub struct Master {
+    events: mpsc::UnboundedSender<Event>,
+    messages: mpsc::UnboundedReceiver<Message>,
+    state: watch::Receiver<State>,
+    workers: Arc<Mutex<Vec<WorkerInfo>>>,
+    thread: Option<std::thread::JoinHandle<Result<(), Error>>>,
+}
+
+impl Master {
+    /// A builder with default settings.
+    pub fn builder() -> MasterBuilder {
+        MasterBuilder::from_settings(Settings::default())
+    }
+
+    /// Waits until every worker is ready, or the start failed.
+    pub async fn ready(&mut self) -> Result<ClusterInfo, Error> {
+        loop {
+            match &*self.state.borrow_and_update() {
+                State::Ready(info) => return Ok(info.clone()),
+                State::Failed(e) => return Err(e.clone()),
+                State::Stopped => {
+                    return Err(Error::io(
+                        "the cluster stopped before it was ready",
+                        std::io::ErrorKind::Interrupted.into(),
+                    ));
+                }
+                State::Starting => {}
+            }
+            if self.state.changed().await.is_err() {
+                return Err(Error::io("the master thread ended", std::io::ErrorKind::BrokenPipe.into()));
+            }
+        }
+    }
+
+    /// The cluster's state now.
+    pub fn state(&self) -> State {
+        self.state.borrow().clone()
+    }
+
+    /// Sends a message as the parent (`to` defaults to `master`).
+    pub fn send(&self, msg: &Message) {
+        let mut line = Vec::new();
+        msg.write_line(&mut line);
+        line.pop();
+        let _ = self.events.send(Event::FromHandle(line));
+    }
+
+    /// The next message addressed to the parent or the master; `None` once the master ended.
+    pub async fn recv(&mut self) -> Option<Message> {
+        self.messages.recv().await
+    }
+
+    /// Waits for the next message with `action`, skipping others, up to `timeout`.
+    pub async fn recv_action(&mut self, action: &str, timeout: Duration) -> Option<Message> {
+        tokio::time::timeout(timeout, async {
+            while let Some(m) = self.recv().await {
+                if m.action == action {
+                    return Some(m);
+                }
+            }
+            None
+        })
+        .await
+        .ok()
+        .flatten()
+    }
+
+    /// The live workers now.
+    pub fn workers(&self) -> Vec<WorkerInfo> {
+        self.workers.lock().expect("workers lock").clone()
+    }
+
+    /// Stops the apps, then the agent (SIGTERM, SIGKILL after the kill timeout), and
+    /// returns once every worker is gone.
+    pub async fn shutdown(mut self) -> Result<(), Error> {
+        let _ = self.events.send(Event::Shutdown);
+        loop {
+            if matches!(&*self.state.borrow_and_update(), State::Stopped | State::Failed(_)) {
+                break;
+            }
+            if self.state.changed().await.is_err() {
+                break;
+            }
+        }
+        match self.thread.take().map(|t| t.join()) {
+            Some(Ok(r)) => r,
+            Some(Err(_)) => Err(Error::io("the master thread panicked", std::io::ErrorKind::Other.into())),
+            None => Ok(()),
+        }
+    }
+}
+
+impl Drop for Master {
+    fn drop(&mut self) {
+        if let Some(t) = self.thread.take() {
+            let _ = self.events.send(Event::Kill);
+            let _ = t.join();
+        }
+    }
+}

@@ -1,0 +1,214 @@
+//! One message: `{"action", "data", "from", "to", "receiverPid"}`, as egg-cluster's Messenger
+//! carries it, and the endpoints it names.
+
+use serde::de::{self, Deserializer, Visitor};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use std::borrow::Cow;
+use std::fmt;
+
+/// A party a message comes from or goes to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Endpoint {
+    /// The clutch master itself.
+    Master,
+    /// Whoever started the master over an IPC channel (or the [`crate::Master`] handle).
+    Parent,
+    /// App workers: all of them, or one by `receiverPid`.
+    App,
+    /// The agent worker.
+    Agent,
+}
+
+impl Endpoint {
+    /// The name on the wire.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Endpoint::Master => "master",
+            Endpoint::Parent => "parent",
+            Endpoint::App => "app",
+            Endpoint::Agent => "agent",
+        }
+    }
+
+    /// Parses a wire name; `None` for anything else.
+    pub fn parse(s: &str) -> Option<Endpoint> {
+        match s {
+            "master" => Some(Endpoint::Master),
+            "parent" => Some(Endpoint::Parent),
+            "app" => Some(Endpoint::App),
+            "agent" => Some(Endpoint::Agent),
+            _ => None,
+        }
+    }
+
+    /// Where a message from `self` goes when it names no `to` (egg-cluster's defaults).
+    pub fn default_to(self) -> Endpoint {
+        match self {
+            Endpoint::Agent => Endpoint::App,
+            Endpoint::App => Endpoint::Agent,
+            Endpoint::Parent | Endpoint::Master => Endpoint::Master,
+        }
+    }
+}
+
+impl fmt::Display for Endpoint {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A whole message, as a worker or the parent sees it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Message {
+    /// What the message is about (`app-start`, `cluster-pids`, or the application's own).
+    pub action: String,
+    /// Any JSON.
+    #[serde(default)]
+    pub data: Value,
+    /// Set by the master from the channel the message arrived on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub from: Option<Endpoint>,
+    /// Where it goes; absent means the sender's default route.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub to: Option<Endpoint>,
+    /// With `to: app`, only the app worker with this pid.
+    #[serde(
+        rename = "receiverPid",
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "pid_or_string"
+    )]
+    pub receiver_pid: Option<u32>,
+}
+
+impl Message {
+    /// A message with `action` and `data` and no route (the sender's default applies).
+    pub fn new(action: impl Into<String>, data: Value) -> Message {
+        Message {
+            action: action.into(),
+            data,
+            from: None,
+            to: None,
+            receiver_pid: None,
+        }
+    }
+
+    /// The same message addressed to `to`.
+    pub fn to(mut self, to: Endpoint) -> Message {
+        self.to = Some(to);
+        self
+    }
+
+    /// The same message addressed to the one app worker whose pid is `pid`.
+    pub fn to_pid(mut self, pid: u32) -> Message {
+        self.to = Some(Endpoint::App);
+        self.receiver_pid = Some(pid);
+        self
+    }
+
+    /// Parses one line: a JSON object, or a bare JSON string `"x"` meaning
+    /// `{"action":"x","data":"x"}`.
+    pub fn from_line(line: &[u8]) -> Result<Message, serde_json::Error> {
+        let trimmed = line.trim_ascii_start();
+        if trimmed.first() == Some(&b'"') {
+            let action: String = serde_json::from_slice(line)?;
+            return Ok(Message::new(action.clone(), Value::String(action)));
+        }
+        serde_json::from_slice(line)
+    }
+
+    /// Appends the message as one line (JSON and `\n`) to `out`.
+    pub fn write_line(&self, out: &mut Vec<u8>) {
+        serde_json::to_writer(&mut *out, self).expect("a Message always serializes");
+        out.push(b'\n');
+    }
+}
+
+/// The routing fields of a message, read without building the rest (the master's hot path).
+#[derive(Debug, Default, Deserialize)]
+pub struct Header<'a> {
+    /// Present on Node's internal messages (`NODE_HANDLE`, `NODE_HANDLE_ACK`, ...).
+    #[serde(borrow, default)]
+    pub cmd: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    pub action: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    pub from: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    pub to: Option<Cow<'a, str>>,
+    #[serde(rename = "receiverPid", default, deserialize_with = "pid_or_string")]
+    pub receiver_pid: Option<u32>,
+}
+
+/// egg-cluster sends `receiverPid` as a number or as a string of digits; take both.
+fn pid_or_string<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u32>, D::Error> {
+    struct PidVisitor;
+    impl<'de> Visitor<'de> for PidVisitor {
+        type Value = Option<u32>;
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("a pid as a number or a string of digits")
+        }
+        fn visit_u64<E: de::Error>(self, v: u64) -> Result<Self::Value, E> {
+            u32::try_from(v).map(Some).map_err(E::custom)
+        }
+        fn visit_i64<E: de::Error>(self, v: i64) -> Result<Self::Value, E> {
+            u32::try_from(v).map(Some).map_err(E::custom)
+        }
+        fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
+            v.parse().map(Some).map_err(E::custom)
+        }
+        fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+        fn visit_none<E: de::Error>(self) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+        fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+            d.deserialize_any(self)
+        }
+    }
+    d.deserialize_option(PidVisitor)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn bare_string_is_action_and_data() {
+        let m = Message::from_line(b"\"hello\"").unwrap();
+        assert_eq!(m.action, "hello");
+        assert_eq!(m.data, json!("hello"));
+    }
+
+    #[test]
+    fn receiver_pid_accepts_number_and_string() {
+        let a = Message::from_line(br#"{"action":"x","receiverPid":42}"#).unwrap();
+        let b = Message::from_line(br#"{"action":"x","receiverPid":"42"}"#).unwrap();
+        assert_eq!(a.receiver_pid, Some(42));
+        assert_eq!(b.receiver_pid, Some(42));
+    }
+
+    #[test]
+    fn message_round_trips_through_a_line() {
+        let m = Message::new("ping", json!({"n": 1})).to_pid(7);
+        let mut line = Vec::new();
+        m.write_line(&mut line);
+        assert_eq!(line.last(), Some(&b'\n'));
+        assert_eq!(Message::from_line(&line).unwrap(), m);
+    }
+
+    #[test]
+    fn header_reads_routing_fields_and_skips_data() {
+        let h: Header =
+            serde_json::from_slice(br#"{"action":"a","data":{"deep":[1,2,{"x":"y"}]},"to":"app","receiverPid":"9"}"#)
+                .unwrap();
+        assert_eq!(h.action.as_deref(), Some("a"));
+        assert_eq!(h.to.as_deref(), Some("app"));
+        assert_eq!(h.receiver_pid, Some(9));
+        assert!(h.from.is_none() && h.cmd.is_none());
+    }
+}

@@ -1,0 +1,81 @@
+//! Signals to process groups, the parent-death signal, and naming how a process ended.
+
+use std::io;
+use std::os::unix::process::ExitStatusExt;
+use std::process::ExitStatus;
+
+pub use nix::sys::signal::Signal;
+
+/// Sends `sig` to every process in group `pgid`. A group that is already empty is not an
+/// error: the point is that nothing of it is left.
+pub fn signal_group(pgid: u32, sig: Signal) -> io::Result<()> {
+    let pgid = nix::unistd::Pid::from_raw(pgid as i32);
+    match nix::sys::signal::killpg(pgid, sig) {
+        Ok(()) | Err(nix::errno::Errno::ESRCH) => Ok(()),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Whether any process of group `pgid` is still alive.
+pub fn group_alive(pgid: u32) -> bool {
+    let pgid = nix::unistd::Pid::from_raw(pgid as i32);
+    // EPERM means a process exists that we may not signal; it still exists.
+    !matches!(nix::sys::signal::killpg(pgid, None), Err(nix::errno::Errno::ESRCH))
+}
+
+/// Runs in the forked child before exec: ask for SIGKILL when the parent dies, and leave at
+/// once if it already has (the race between fork and prctl).
+///
+/// Only async-signal-safe calls are made here, as the parent may be multi-threaded.
+pub fn die_with_parent(parent_pid: i32) -> io::Result<()> {
+    // SAFETY: prctl and getppid are async-signal-safe syscalls with integer arguments.
+    unsafe {
+        if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong) != 0 {
+            return Err(io::Error::last_os_error());
+        }
+        if libc::getppid() != parent_pid {
+            libc::_exit(1);
+        }
+    }
+    Ok(())
+}
+
+/// How a process ended: its exit code, or the name of the signal that killed it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Exit {
+    /// The exit code, when it exited.
+    pub code: Option<i32>,
+    /// The signal, when one killed it.
+    pub signal: Option<i32>,
+}
+
+impl Exit {
+    /// Reads a wait status.
+    pub fn from_status(status: ExitStatus) -> Exit {
+        Exit {
+            code: status.code(),
+            signal: status.signal(),
+        }
+    }
+
+    /// The signal's name, such as `SIGKILL`.
+    pub fn signal_name(&self) -> Option<&'static str> {
+        self.signal
+            .map(|s| Signal::try_from(s).map(|s| s.as_str()).unwrap_or("SIGUNKNOWN"))
+    }
+
+    /// Whether it exited with code 0.
+    pub fn success(&self) -> bool {
+        self.code == Some(0)
+    }
+}
+
+impl std::fmt::Display for Exit {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match (self.code, self.signal_name()) {
+            (Some(c), _) => write!(f, "exit code {c}"),
+            (None, Some(s)) => write!(f, "signal {s}"),
+            (None, None) => f.write_str("an unknown status"),
+        }
+    }
+}

@@ -1,0 +1,265 @@
+//! The child side, for Rust workers on tokio: connect to the master from the environment,
+//! say you are ready, send and receive messages.
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), clutch::worker::WorkerError> {
+//! let mut w = clutch::worker::Worker::from_env()?;
+//! w.ready();
+//! w.send_to_agent("hello", serde_json::json!({"from": w.id()}));
+//! while let Some(msg) = w.recv().await {
+//!     println!("{} {}", msg.action, msg.data);
+//! }
+//! # Ok(()) }
+//! ```
+//!
+//! A reader task parses what the master sends, and a writer task sends what this side
+//! queues, so `send*` never blocks. When the channel reaches end of file (the master is
+//! gone) the process exits with code 0, unless [`Worker::exit_on_disconnect`] turned that off.
+
+mod connection;
+mod reader;
+
+pub use connection::Connection;
+
+use crate::master::Role;
+use crate::protocol::{Endpoint, Message};
+use serde_json::Value;
+use std::os::fd::{FromRawFd, OwnedFd};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use tokio::sync::mpsc;
+
+/// The worker's environment was not what the master sets.
+#[derive(Debug, thiserror::Error)]
+pub enum WorkerError {
+    #[error("{0} is not set: this program must be started by clutch")]
+    Missing(&'static str),
+    #[error("{var} is `{value}`: {why}")]
+    Bad {
+        var: &'static str,
+        value: String,
+        why: &'static str,
+    },
+    #[error("cannot use the channel fd: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+pub(crate) struct Shared {
+    pub cluster_pids: Mutex<Vec<u32>>,
+    pub exit_on_disconnect: AtomicBool,
+}
+
+/// This process's end of its channel to the master.
+pub struct Worker {
+    role: Role,
+    id: u32,
+    port: Option<u16>,
+    out: mpsc::UnboundedSender<Vec<u8>>,
+    messages: mpsc::UnboundedReceiver<Message>,
+    connections: Option<mpsc::UnboundedReceiver<Connection>>,
+    shared: Arc<Shared>,
+    listeners: Vec<OwnedFd>,
+    seed: AtomicU64,
+}
+
+fn var(name: &'static str) -> Result<String, WorkerError> {
+    std::env::var(name).map_err(|_| WorkerError::Missing(name))
+}
+
+fn number<T: std::str::FromStr>(name: &'static str, why: &'static str) -> Result<T, WorkerError> {
+    let v = var(name)?;
+    v.parse().map_err(|_| WorkerError::Bad { var: name, value: v, why })
+}
+
+impl Worker {
+    /// Connects from `CLUTCH_ROLE`, `CLUTCH_WORKER_ID`, `CLUTCH_CHANNEL_FD` (and takes the
+    /// `LISTEN_FDS` sockets meant for this pid). Call once, inside a tokio runtime.
+    pub fn from_env() -> Result<Worker, WorkerError> {
+        let role = match var("CLUTCH_ROLE")?.as_str() {
+            "agent" => Role::Agent,
+            "app" => Role::App,
+            other => {
+                return Err(WorkerError::Bad {
+                    var: "CLUTCH_ROLE",
+                    value: other.into(),
+                    why: "must be agent or app",
+                });
+            }
+        };
+        let id = number("CLUTCH_WORKER_ID", "must be a slot number")?;
+        let fd: i32 = number("CLUTCH_CHANNEL_FD", "must be an fd number")?;
+        let port = std::env::var("CLUTCH_PORT").ok().and_then(|p| p.parse().ok());
+        // SAFETY: fcntl(F_GETFD) only checks that the fd is open.
+        if unsafe { libc::fcntl(fd, libc::F_GETFD) } < 0 {
+            return Err(WorkerError::Bad {
+                var: "CLUTCH_CHANNEL_FD",
+                value: fd.to_string(),
+                why: "no such open fd",
+            });
+        }
+        // SAFETY: the master handed this fd to this process to own.
+        let owned = unsafe { OwnedFd::from_raw_fd(fd) };
+        crate::sys::fdpass::set_cloexec(&owned)?;
+        let listeners = take_listen_fds();
+        let std = std::os::unix::net::UnixStream::from(owned);
+        std.set_nonblocking(true)?;
+        let stream = Arc::new(tokio::net::UnixStream::from_std(std)?);
+        let shared = Arc::new(Shared {
+            cluster_pids: Mutex::new(Vec::new()),
+            exit_on_disconnect: AtomicBool::new(true),
+        });
+        let (out_tx, out_rx) = mpsc::unbounded_channel();
+        let (msg_tx, msg_rx) = mpsc::unbounded_channel();
+        let (conn_tx, conn_rx) = mpsc::unbounded_channel();
+        tokio::spawn(reader::read_loop(stream.clone(), msg_tx, conn_tx, shared.clone()));
+        tokio::spawn(reader::write_loop(stream, out_rx));
+        Ok(Worker {
+            role,
+            id,
+            port,
+            out: out_tx,
+            messages: msg_rx,
+            connections: Some(conn_rx),
+            shared,
+            listeners,
+            seed: AtomicU64::new(std::process::id() as u64 ^ 0x9E37_79B9_7F4A_7C15),
+        })
+    }
+
+    /// `agent` or `app`.
+    pub fn role(&self) -> Role {
+        self.role
+    }
+
+    /// The slot id (0 for the agent).
+    pub fn id(&self) -> u32 {
+        self.id
+    }
+
+    /// The cluster's public port, if it has one.
+    pub fn port(&self) -> Option<u16> {
+        self.port
+    }
+
+    /// Whether the process exits when the master goes away (the default) or `recv`
+    /// returns `None` instead.
+    pub fn exit_on_disconnect(&self, exit: bool) {
+        self.shared.exit_on_disconnect.store(exit, Ordering::Relaxed);
+    }
+
+    /// Tells the master this worker is ready (`agent-start` / `app-start`).
+    pub fn ready(&self) {
+        self.send(&Message::new(self.role.ready_action(), Value::Null).to(Endpoint::Master));
+    }
+
+    /// Sends a message as it is (the master stamps `from`).
+    pub fn send(&self, msg: &Message) {
+        let mut line = Vec::with_capacity(64);
+        msg.write_line(&mut line);
+        let _ = self.out.send(line);
+    }
+
+    /// To the agent.
+    pub fn send_to_agent(&self, action: &str, data: Value) {
+        self.send(&Message::new(action, data).to(Endpoint::Agent));
+    }
+
+    /// To every app worker (this one included, if it is an app worker).
+    pub fn send_to_app(&self, action: &str, data: Value) {
+        self.send(&Message::new(action, data).to(Endpoint::App));
+    }
+
+    /// To the app worker whose pid is `pid`.
+    pub fn send_to(&self, pid: u32, action: &str, data: Value) {
+        self.send(&Message::new(action, data).to_pid(pid));
+    }
+
+    /// To whoever started the master.
+    pub fn send_to_parent(&self, action: &str, data: Value) {
+        self.send(&Message::new(action, data).to(Endpoint::Parent));
+    }
+
+    /// To the master.
+    pub fn send_to_master(&self, action: &str, data: Value) {
+        self.send(&Message::new(action, data).to(Endpoint::Master));
+    }
+
+    /// To the agent and every app worker.
+    pub fn broadcast(&self, action: &str, data: Value) {
+        self.send_to_agent(action, data.clone());
+        self.send_to_app(action, data);
+    }
+
+    /// To one worker picked at random from the last `cluster-pids` (for an app worker:
+    /// the agent; for the agent: one app worker). Returns its pid, or `None` when the
+    /// list is empty.
+    pub fn send_random(&self, action: &str, data: Value) -> Option<u32> {
+        let pids = self.cluster_pids();
+        if pids.is_empty() {
+            return None;
+        }
+        let r = self.next_random();
+        let pid = pids[(r % pids.len() as u64) as usize];
+        match self.role {
+            Role::App => self.send_to_agent(action, data),
+            Role::Agent => self.send_to(pid, action, data),
+        }
+        Some(pid)
+    }
+
+    fn next_random(&self) -> u64 {
+        // xorshift64*: uniform enough to spread load, no dependency for it.
+        let mut x = self.seed.load(Ordering::Relaxed);
+        x ^= x >> 12;
+        x ^= x << 25;
+        x ^= x >> 27;
+        self.seed.store(x, Ordering::Relaxed);
+        x.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    }
+
+    /// The last `cluster-pids` the master sent.
+    pub fn cluster_pids(&self) -> Vec<u32> {
+        self.shared.cluster_pids.lock().expect("cluster pids lock").clone()
+    }
+
+    /// The next message; `None` when the channel closed (with exit-on-disconnect off).
+    pub async fn recv(&mut self) -> Option<Message> {
+        self.messages.recv().await
+    }
+
+    /// The connections a sticky master hands over, in order (once; `None` after).
+    pub fn take_handoffs(&mut self) -> Option<mpsc::UnboundedReceiver<Connection>> {
+        self.connections.take()
+    }
+
+    /// Takes the listening sockets the master shares (`LISTEN_FDS`), as tokio listeners.
+    pub fn take_listeners(&mut self) -> std::io::Result<Vec<tokio::net::TcpListener>> {
+        std::mem::take(&mut self.listeners)
+            .into_iter()
+            .map(|fd| {
+                let l = std::net::TcpListener::from(fd);
+                l.set_nonblocking(true)?;
+                tokio::net::TcpListener::from_std(l)
+            })
+            .collect()
+    }
+}
+
+/// The sockets of systemd's `LISTEN_FDS` protocol, when `LISTEN_PID` is this process.
+fn take_listen_fds() -> Vec<OwnedFd> {
+    let for_us = std::env::var("LISTEN_PID")
+        .ok()
+        .and_then(|p| p.parse::<u32>().ok())
+        .is_some_and(|p| p == std::process::id());
+    let n: i32 = std::env::var("LISTEN_FDS").ok().and_then(|n| n.parse().ok()).unwrap_or(0);
+    if !for_us || n <= 0 {
+        return Vec::new();
+    }
+    (3..3 + n)
+        .filter_map(|fd| {
+            // SAFETY: systemd's protocol hands fds 3..3+LISTEN_FDS to this process.
+            let owned = unsafe { OwnedFd::from_raw_fd(fd) };
+            crate::sys::fdpass::set_cloexec(&owned).ok().map(|_| owned)
+        })
+        .collect()
+}

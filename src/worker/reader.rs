@@ -1,0 +1,114 @@
+//! The worker's two channel tasks: read and parse what the master sends, write what this
+//! side queues.
+
+use super::{Connection, Shared};
+use crate::protocol::Message;
+use crate::protocol::codec::LineBuffer;
+use crate::sys::fdpass;
+use std::collections::VecDeque;
+use std::net::{IpAddr, SocketAddr};
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use tokio::io::Interest;
+use tokio::net::UnixStream;
+use tokio::sync::mpsc;
+
+/// The action of a handed-off connection (the socket travels with the line).
+pub const CONNECTION_ACTION: &str = "clutch:connection";
+
+pub(crate) async fn read_loop(
+    stream: Arc<UnixStream>,
+    messages: mpsc::UnboundedSender<Message>,
+    connections: mpsc::UnboundedSender<Connection>,
+    shared: Arc<Shared>,
+) {
+    let mut lines = LineBuffer::new(usize::MAX / 2);
+    let mut fds: Vec<OwnedFd> = Vec::new();
+    let mut pending: VecDeque<OwnedFd> = VecDeque::new();
+    loop {
+        let n = loop {
+            if stream.readable().await.is_err() {
+                break 0;
+            }
+            match stream.try_io(Interest::READABLE, || fdpass::recv_with_fds(stream.as_raw_fd(), lines.spare(), &mut fds)) {
+                Ok(n) => break n,
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => continue,
+                Err(_) => break 0,
+            }
+        };
+        if n == 0 {
+            break;
+        }
+        lines.filled(n);
+        pending.extend(fds.drain(..));
+        while let Ok(Some(line)) = lines.next_line() {
+            let msg = match Message::from_line(line) {
+                Ok(m) => m,
+                Err(e) => {
+                    eprintln!("clutch worker: dropped a message the master sent that is not valid JSON: {e}");
+                    continue;
+                }
+            };
+            if msg.action == CONNECTION_ACTION {
+                if let Some(conn) = pending.pop_front().and_then(|fd| connection(fd, &msg)) {
+                    let _ = connections.send(conn);
+                }
+                continue;
+            }
+            if msg.action == "cluster-pids"
+                && let Ok(pids) = serde_json::from_value::<Vec<u32>>(msg.data.clone())
+            {
+                *shared.cluster_pids.lock().expect("cluster pids lock") = pids;
+            }
+            let _ = messages.send(msg);
+        }
+    }
+    if shared.exit_on_disconnect.load(Ordering::Relaxed) {
+        std::process::exit(0);
+    }
+}
+
+async fn write_all(stream: &UnixStream, mut buf: &[u8]) -> std::io::Result<()> {
+    while !buf.is_empty() {
+        stream.writable().await?;
+        match stream.try_write(buf) {
+            Ok(n) => buf = &buf[n..],
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
+
+fn connection(fd: OwnedFd, msg: &Message) -> Option<Connection> {
+    let addr = |ip: &str, port: &str| -> Option<SocketAddr> {
+        let ip: IpAddr = msg.data.get(ip)?.as_str()?.parse().ok()?;
+        let port = u16::try_from(msg.data.get(port)?.as_u64()?).ok()?;
+        Some(SocketAddr::new(ip, port))
+    };
+    let std = std::net::TcpStream::from(fd);
+    let _ = std.set_nonblocking(true);
+    Some(Connection {
+        stream: tokio::net::TcpStream::from_std(std).ok()?,
+        remote: addr("remoteAddress", "remotePort"),
+        local: addr("localAddress", "localPort"),
+    })
+}
+
+pub(crate) async fn write_loop(stream: Arc<UnixStream>, mut out: mpsc::UnboundedReceiver<Vec<u8>>) {
+    let mut batch = Vec::with_capacity(64 * 1024);
+    while let Some(first) = out.recv().await {
+        batch.clear();
+        batch.extend_from_slice(&first);
+        while batch.len() < 64 * 1024 {
+            match out.try_recv() {
+                Ok(more) => batch.extend_from_slice(&more),
+                Err(_) => break,
+            }
+        }
+        if write_all(&stream, &batch).await.is_err() {
+            break;
+        }
+    }
+}
