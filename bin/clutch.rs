@@ -1,7 +1,9 @@
 //! The `clutch` command: parse flags, load the config, run the master.
 
 use clap::{Args, Parser, Subcommand};
-use clutch::config::{ConfigError, FileSettings, ReadyMode, RestartPolicy, Settings, split_command};
+use clutch::config::{
+    ConfigError, FileSettings, ReadyMode, RestartPolicy, Settings, split_command,
+};
 use clutch::{Error, MasterBuilder};
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -22,7 +24,7 @@ struct Cli {
 enum Command {
     /// Start a cluster. With no APP_CMD (and no `app` in --config), runs the built-in demo:
     /// an agent and N app workers serving HTTP on --port (default 7001).
-    Start(StartArgs),
+    Start(Box<StartArgs>),
     /// Run as a demo worker (used by the demo cluster itself).
     #[command(name = "demo-worker", hide = true)]
     DemoWorker,
@@ -99,7 +101,7 @@ fn main() -> ExitCode {
                 ExitCode::from(1)
             }
         },
-        Command::Start(args) => start(args),
+        Command::Start(args) => start(*args),
     }
 }
 
@@ -118,7 +120,11 @@ fn start(args: StartArgs) -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    match MasterBuilder::from_settings(settings).parent_from_env().handle_signals().run() {
+    match MasterBuilder::from_settings(settings)
+        .parent_from_env()
+        .handle_signals()
+        .run()
+    {
         Ok(()) => ExitCode::SUCCESS,
         Err(Error::Config(e)) => {
             eprintln!("clutch: {e}");
@@ -192,7 +198,12 @@ fn settings(a: StartArgs) -> Result<Settings, ConfigError> {
     let no_agent = a.no_agent || file_no_agent;
     if s.app.is_none() {
         let exe = std::env::current_exe()
-            .map_err(|e| flag("app", format!("cannot find the clutch binary for the demo: {e}")))?
+            .map_err(|e| {
+                flag(
+                    "app",
+                    format!("cannot find the clutch binary for the demo: {e}"),
+                )
+            })?
             .to_string_lossy()
             .into_owned();
         let demo = vec![exe, clutch::demo::SUBCOMMAND.to_string()];

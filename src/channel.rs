@@ -160,13 +160,18 @@ impl Outbox {
         let (n, sent_fd) = match q.fds.front() {
             Some((at, fd)) if *at == start => {
                 let end = q.fds.get(1).map_or(q.buf.len(), |(next, _)| *next);
-                (fdpass::send_with_fds(sock, &q.buf[start..end], &[fd.as_raw_fd()])?, true)
+                (
+                    fdpass::send_with_fds(sock, &q.buf[start..end], &[fd.as_raw_fd()])?,
+                    true,
+                )
             }
             next => {
                 let end = next.map_or(q.buf.len(), |(at, _)| *at);
                 let bytes = &q.buf[start..end];
                 // SAFETY: send on a socket we own, from a live buffer.
-                let n = unsafe { libc::send(sock, bytes.as_ptr().cast(), bytes.len(), libc::MSG_NOSIGNAL) };
+                let n = unsafe {
+                    libc::send(sock, bytes.as_ptr().cast(), bytes.len(), libc::MSG_NOSIGNAL)
+                };
                 if n < 0 {
                     return Err(io::Error::last_os_error());
                 }
@@ -217,10 +222,16 @@ pub async fn write_loop(stream: &UnixStream, outbox: &Outbox) -> io::Result<()> 
 
 /// Reads once from `stream` into `lines`; fds that arrive are appended to `fds`.
 /// `Ok(0)` is end of file.
-pub async fn read_some(stream: &UnixStream, lines: &mut LineBuffer, fds: &mut Vec<OwnedFd>) -> io::Result<usize> {
+pub async fn read_some(
+    stream: &UnixStream,
+    lines: &mut LineBuffer,
+    fds: &mut Vec<OwnedFd>,
+) -> io::Result<usize> {
     loop {
         stream.readable().await?;
-        match stream.try_io(Interest::READABLE, || fdpass::recv_with_fds(stream.as_raw_fd(), lines.spare(), fds)) {
+        match stream.try_io(Interest::READABLE, || {
+            fdpass::recv_with_fds(stream.as_raw_fd(), lines.spare(), fds)
+        }) {
             Ok(n) => {
                 lines.filled(n);
                 return Ok(n);

@@ -12,7 +12,10 @@ use crate::protocol::codec::DEFAULT_MAX_LINE;
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("cannot read config file {path}: {source}")]
-    Read { path: PathBuf, source: std::io::Error },
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("config file {path}: {message}")]
     File { path: PathBuf, message: String },
     #[error("{key}: {message}")]
@@ -47,8 +50,12 @@ impl FromStr for ReadyMode {
                 Some(ms) => ms
                     .parse::<u64>()
                     .map(|ms| ReadyMode::Delay(Duration::from_millis(ms)))
-                    .map_err(|_| format!("`{s}`: the delay must be whole milliseconds, as in delay:500")),
-                None => Err(format!("`{s}` is not a ready mode; use message, spawn or delay:MS")),
+                    .map_err(|_| {
+                        format!("`{s}`: the delay must be whole milliseconds, as in delay:500")
+                    }),
+                None => Err(format!(
+                    "`{s}` is not a ready mode; use message, spawn or delay:MS"
+                )),
             },
         }
     }
@@ -72,7 +79,9 @@ impl FromStr for RestartPolicy {
             "always" => Ok(RestartPolicy::Always),
             "on-failure" => Ok(RestartPolicy::OnFailure),
             "never" => Ok(RestartPolicy::Never),
-            _ => Err(format!("`{s}` is not a restart policy; use always, on-failure or never")),
+            _ => Err(format!(
+                "`{s}` is not a restart policy; use always, on-failure or never"
+            )),
         }
     }
 }
@@ -104,6 +113,8 @@ pub struct Settings {
     pub pid_file: Option<PathBuf>,
     /// The longest line a worker may send.
     pub max_message_size: usize,
+    /// Extra environment variables for every worker.
+    pub env: Vec<(String, String)>,
 }
 
 impl Default for Settings {
@@ -124,6 +135,7 @@ impl Default for Settings {
             restart_window: Duration::from_secs(60),
             pid_file: None,
             max_message_size: DEFAULT_MAX_LINE,
+            env: Vec::new(),
         }
     }
 }
@@ -140,7 +152,10 @@ impl Settings {
             return Err(bad("workers", "must be at least 1"));
         }
         if self.workers > 1024 {
-            return Err(bad("workers", format!("{} is more than the 1024 clutch supports", self.workers)));
+            return Err(bad(
+                "workers",
+                format!("{} is more than the 1024 clutch supports", self.workers),
+            ));
         }
         if self.app.as_ref().is_some_and(|c| c.is_empty()) {
             return Err(bad("app", "the app command is empty"));
@@ -168,7 +183,8 @@ enum CommandValue {
 
 /// Splits a command line as a shell would (quotes, escapes), without running a shell.
 pub fn split_command(key: &str, line: &str) -> Result<Vec<String>, ConfigError> {
-    let words = shell_words::split(line).map_err(|e| bad(key, format!("cannot split `{line}`: {e}")))?;
+    let words =
+        shell_words::split(line).map_err(|e| bad(key, format!("cannot split `{line}`: {e}")))?;
     if words.is_empty() {
         return Err(bad(key, "the command is empty"));
     }
@@ -195,6 +211,7 @@ pub struct FileSettings {
     restart_window: Option<u64>,
     pid_file: Option<PathBuf>,
     max_message_size: Option<usize>,
+    env: Option<std::collections::BTreeMap<String, String>>,
 }
 
 impl FileSettings {
@@ -228,8 +245,12 @@ impl FileSettings {
         };
         let command = |key: &str, v: CommandValue| -> Result<Vec<String>, ConfigError> {
             match v {
-                CommandValue::Line(l) => split_command(key, &l).map_err(|e| in_file(key, inner_message(e))),
-                CommandValue::Words(w) if w.is_empty() => Err(in_file(key, "the command is empty".into())),
+                CommandValue::Line(l) => {
+                    split_command(key, &l).map_err(|e| in_file(key, inner_message(e)))
+                }
+                CommandValue::Words(w) if w.is_empty() => {
+                    Err(in_file(key, "the command is empty".into()))
+                }
                 CommandValue::Words(w) => Ok(w),
             }
         };
@@ -280,6 +301,9 @@ impl FileSettings {
         }
         if let Some(v) = self.max_message_size {
             s.max_message_size = v;
+        }
+        if let Some(v) = self.env {
+            s.env.extend(v);
         }
         s.validate().map_err(|e| match e {
             ConfigError::Value { key, message } => in_file(&key, message),
@@ -338,7 +362,10 @@ mod tests {
 
     #[test]
     fn ready_modes_parse() {
-        assert_eq!("delay:250".parse(), Ok(ReadyMode::Delay(Duration::from_millis(250))));
+        assert_eq!(
+            "delay:250".parse(),
+            Ok(ReadyMode::Delay(Duration::from_millis(250)))
+        );
         assert!("delay:x".parse::<ReadyMode>().is_err());
         assert!("later".parse::<ReadyMode>().is_err());
     }

@@ -12,7 +12,9 @@ pub const SUBCOMMAND: &str = "demo-worker";
 
 /// Runs this process as a demo worker (the role comes from the environment).
 pub fn run() -> anyhow::Result<()> {
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
     rt.block_on(async {
         let w = Worker::from_env()?;
         match w.role() {
@@ -26,7 +28,11 @@ async fn agent(mut w: Worker) -> anyhow::Result<()> {
     w.ready();
     while let Some(msg) = w.recv().await {
         if msg.action == "cluster-pids" {
-            eprintln!("[demo agent {}] app workers: {}", std::process::id(), msg.data);
+            eprintln!(
+                "[demo agent {}] app workers: {}",
+                std::process::id(),
+                msg.data
+            );
         }
     }
     Ok(())

@@ -13,7 +13,9 @@ pub enum Error {
     #[error("{worker} exited with {exit} before the cluster was ready")]
     ExitedEarly { worker: WorkerName, exit: Exit },
     /// A worker did not say it was ready in time.
-    #[error("{worker} not ready after {ms} ms (raise --ready-timeout, or check that it sends {action})")]
+    #[error(
+        "{worker} not ready after {ms} ms (raise --ready-timeout, or check that it sends {action})"
+    )]
     NotReady {
         worker: WorkerName,
         ms: u128,
@@ -28,7 +30,10 @@ pub enum Error {
     },
     /// The public port could not be bound.
     #[error("cannot listen on {addr}: {source} (is another process using the port?)")]
-    Listen { addr: String, source: Arc<io::Error> },
+    Listen {
+        addr: String,
+        source: Arc<io::Error>,
+    },
     /// Bad settings.
     #[error("{0}")]
     Config(Arc<ConfigError>),

@@ -17,10 +17,12 @@ pub fn bind_shared(host: &str, port: u16) -> Result<(OwnedFd, u16), Error> {
         addr: addr_text.clone(),
         source: Arc::new(e),
     };
-    let ip: IpAddr = host.parse().map_err(|_| crate::config::ConfigError::Value {
-        key: "host".into(),
-        message: format!("`{host}` is not an IP address"),
-    })?;
+    let ip: IpAddr = host
+        .parse()
+        .map_err(|_| crate::config::ConfigError::Value {
+            key: "host".into(),
+            message: format!("`{host}` is not an IP address"),
+        })?;
     let addr = SocketAddr::new(ip, port);
     let socket = Socket::new(Domain::for_address(addr), Type::STREAM, None).map_err(listen_err)?;
     socket.set_reuse_address(true).map_err(listen_err)?;

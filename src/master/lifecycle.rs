@@ -100,7 +100,9 @@ enum Phase {
     Starting,
     Ready,
     /// Stopping; `stage` 1 stops the apps, 2 the agent.
-    Stopping { stage: u32 },
+    Stopping {
+        stage: u32,
+    },
 }
 
 struct Cluster {
@@ -221,16 +223,30 @@ impl Cluster {
     }
 
     fn agent_pid(&self) -> Option<u32> {
-        self.agent.as_ref().and_then(|a| a.live.as_ref()).filter(|l| l.ready).map(|l| l.pid)
+        self.agent
+            .as_ref()
+            .and_then(|a| a.live.as_ref())
+            .filter(|l| l.ready)
+            .map(|l| l.pid)
     }
 
     fn ready_app_pids(&self) -> Vec<u32> {
-        self.apps.iter().filter_map(|s| s.live.as_ref()).filter(|l| l.ready).map(|l| l.pid).collect()
+        self.apps
+            .iter()
+            .filter_map(|s| s.live.as_ref())
+            .filter(|l| l.ready)
+            .map(|l| l.pid)
+            .collect()
     }
 
     fn info(&self) -> ClusterInfo {
         ClusterInfo {
-            port: self.plan.listener.as_ref().map(|(_, p)| *p).or(self.plan.settings.port),
+            port: self
+                .plan
+                .listener
+                .as_ref()
+                .map(|(_, p)| *p)
+                .or(self.plan.settings.port),
             address: self.plan.settings.host.clone(),
             workers: self.plan.settings.workers,
             sticky: false,
@@ -238,7 +254,12 @@ impl Cluster {
     }
 
     fn done(&self) -> bool {
-        matches!(self.phase, Phase::Stopping { .. }) && self.agent.iter().chain(&self.apps).all(|s| s.live.is_none())
+        matches!(self.phase, Phase::Stopping { .. })
+            && self
+                .agent
+                .iter()
+                .chain(&self.apps)
+                .all(|s| s.live.is_none())
     }
 
     fn publish_workers(&self) {
@@ -268,7 +289,11 @@ impl Cluster {
     fn start(&mut self, role: Role, id: u32) {
         let s = &self.plan.settings;
         let command = match role {
-            Role::Agent => self.plan.agent.clone().expect("an agent slot has a command"),
+            Role::Agent => self
+                .plan
+                .agent
+                .clone()
+                .expect("an agent slot has a command"),
             Role::App => self.plan.app.clone(),
         };
         let listeners: Vec<(&OwnedFd, &str)> = match (&self.plan.listener, role) {
@@ -282,7 +307,7 @@ impl Cluster {
             name: &s.name,
             port: self.info().port,
             listeners: &listeners,
-            extra_env: &[],
+            extra_env: &s.env,
         };
         let spawned = match spawn(&spec) {
             Ok(sp) => sp,
@@ -383,7 +408,9 @@ impl Cluster {
             Event::ReadyTimeout { pid } => self.on_ready_timeout(pid),
             Event::RestartDue { role, id } => {
                 let due = self.phase == Phase::Ready
-                    && self.slot_mut(role, id).is_some_and(|s| s.live.is_none() && !s.parked && s.restart_pending);
+                    && self
+                        .slot_mut(role, id)
+                        .is_some_and(|s| s.live.is_none() && !s.parked && s.restart_pending);
                 if due {
                     self.start(role, id);
                 }
@@ -391,7 +418,10 @@ impl Cluster {
             Event::KillTimeout { stage } => {
                 if self.phase == (Phase::Stopping { stage }) {
                     for name in self.stage_workers(stage) {
-                        tracing::warn!("{name} still running after {:?}; sending SIGKILL", self.plan.settings.kill_timeout);
+                        tracing::warn!(
+                            "{name} still running after {:?}; sending SIGKILL",
+                            self.plan.settings.kill_timeout
+                        );
                         let _ = signal_group(name.pid, Signal::SIGKILL);
                     }
                 }
@@ -416,7 +446,9 @@ impl Cluster {
                     worker: None,
                     outbox: None,
                 };
-                if let crate::master::messenger::Outcome::ToMaster(msg) = self.messenger.route(&src, &line) {
+                if let crate::master::messenger::Outcome::ToMaster(msg) =
+                    self.messenger.route(&src, &line)
+                {
                     self.messenger.deliver_to_handle(msg);
                 }
             }
@@ -432,7 +464,9 @@ impl Cluster {
 
     fn on_ready(&mut self, pid: u32) {
         let started = self.started;
-        let Some(slot) = self.slot_of(pid) else { return };
+        let Some(slot) = self.slot_of(pid) else {
+            return;
+        };
         let name = slot.name().expect("slot_of finds live slots");
         let live = slot.live.as_mut().expect("slot_of finds live slots");
         if live.ready {
@@ -449,9 +483,11 @@ impl Cluster {
                 match self.phase {
                     Phase::Starting => self.start_apps(),
                     Phase::Ready => {
-                        let apps = Message::new("cluster-pids", json!(self.ready_app_pids())).to(Endpoint::Agent);
+                        let apps = Message::new("cluster-pids", json!(self.ready_app_pids()))
+                            .to(Endpoint::Agent);
                         self.messenger.send_from_master(&apps);
-                        let ready = Message::new("cluster-ready", json!(self.info())).to(Endpoint::Agent);
+                        let ready =
+                            Message::new("cluster-ready", json!(self.info())).to(Endpoint::Agent);
                         self.messenger.send_from_master(&ready);
                     }
                     Phase::Stopping { .. } => {}
@@ -463,7 +499,11 @@ impl Cluster {
                 self.messenger.send_from_master(&pids);
                 match self.phase {
                     Phase::Starting => {
-                        if self.apps.iter().all(|s| s.live.as_ref().is_some_and(|l| l.ready)) {
+                        if self
+                            .apps
+                            .iter()
+                            .all(|s| s.live.as_ref().is_some_and(|l| l.ready))
+                        {
                             self.cluster_ready(started);
                         }
                     }
@@ -489,20 +529,26 @@ impl Cluster {
             "{} ready{at} with {} app worker(s){} in {} ms",
             self.plan.settings.name,
             info.workers,
-            if self.agent.is_some() { " and an agent" } else { "" },
+            if self.agent.is_some() {
+                " and an agent"
+            } else {
+                ""
+            },
             started.elapsed().as_millis()
         );
         self.send_app_pids_to_agent();
         let data = json!(info);
         for to in [Endpoint::Agent, Endpoint::App, Endpoint::Parent] {
-            self.messenger.send_from_master(&Message::new("cluster-ready", data.clone()).to(to));
+            self.messenger
+                .send_from_master(&Message::new("cluster-ready", data.clone()).to(to));
         }
         let _ = self.published.state.send(State::Ready(info));
     }
 
     fn send_app_pids_to_agent(&self) {
         if self.agent_pid().is_some() {
-            let msg = Message::new("cluster-pids", json!(self.ready_app_pids())).to(Endpoint::Agent);
+            let msg =
+                Message::new("cluster-pids", json!(self.ready_app_pids())).to(Endpoint::Agent);
             self.messenger.send_from_master(&msg);
         }
     }
@@ -510,7 +556,9 @@ impl Cluster {
     fn on_exit(&mut self, pid: u32, exit: Exit) {
         self.guard.forget(pid);
         let phase = self.phase;
-        let Some(slot) = self.slot_of(pid) else { return };
+        let Some(slot) = self.slot_of(pid) else {
+            return;
+        };
         let name = slot.name().expect("live");
         let live = slot.live.take().expect("live");
         let uptime = live.started.elapsed();
@@ -564,7 +612,10 @@ impl Cluster {
             Role::Agent => "the agent".to_string(),
             Role::App => format!("app worker {id}"),
         };
-        match slot.tracker.on_exit(policy, Instant::now(), uptime, success) {
+        match slot
+            .tracker
+            .on_exit(policy, Instant::now(), uptime, success)
+        {
             Decision::Restart(delay) => {
                 slot.restart_pending = true;
                 tracing::info!("restarting {what} in {} ms", delay.as_millis());
@@ -584,7 +635,10 @@ impl Cluster {
                     Role::Agent => "agent-worker-parked",
                     Role::App => "app-worker-parked",
                 };
-                let msg = Message::new(action, json!({"id": id, "restarts": restarts, "window": window.as_millis() as u64}));
+                let msg = Message::new(
+                    action,
+                    json!({"id": id, "restarts": restarts, "window": window.as_millis() as u64}),
+                );
                 self.messenger.send_from_master(&msg.to(Endpoint::Parent));
             }
             Decision::Stay => tracing::info!("not restarting {what} (--restart {policy:?})"),
@@ -599,14 +653,18 @@ impl Cluster {
             }
             return;
         }
-        let Some(slot) = self.slot_of(pid) else { return };
+        let Some(slot) = self.slot_of(pid) else {
+            return;
+        };
         let name = slot.name().expect("live");
         self.messenger.remove(pid);
         match closed {
             Closed::Eof => tracing::debug!("{name} closed its channel"),
             Closed::Abuse(_) => {
                 if !matches!(self.phase, Phase::Stopping { .. }) {
-                    tracing::warn!("stopping {name}; it will be restarted under the restart policy");
+                    tracing::warn!(
+                        "stopping {name}; it will be restarted under the restart policy"
+                    );
                     let _ = signal_group(pid, Signal::SIGTERM);
                     self.kill_later(pid);
                 }
@@ -627,7 +685,9 @@ impl Cluster {
     fn on_ready_timeout(&mut self, pid: u32) {
         let ms = self.plan.settings.ready_timeout.as_millis();
         let phase = self.phase;
-        let Some(slot) = self.slot_of(pid) else { return };
+        let Some(slot) = self.slot_of(pid) else {
+            return;
+        };
         let live = slot.live.as_ref().expect("live");
         let name = slot.name().expect("live");
         let late = !live.ready || live.outbox.is_closed();
@@ -641,7 +701,9 @@ impl Cluster {
                 action: name.role.ready_action(),
             }),
             Phase::Ready => {
-                tracing::warn!("{name} not ready after {ms} ms (or stuck after its channel closed); killing it");
+                tracing::warn!(
+                    "{name} not ready after {ms} ms (or stuck after its channel closed); killing it"
+                );
                 let _ = signal_group(pid, Signal::SIGKILL);
             }
             Phase::Stopping { .. } => {}
@@ -695,7 +757,11 @@ impl Cluster {
     }
 
     fn kill_all(&mut self) {
-        for name in self.stage_workers(1).into_iter().chain(self.stage_workers(2)) {
+        for name in self
+            .stage_workers(1)
+            .into_iter()
+            .chain(self.stage_workers(2))
+        {
             let _ = signal_group(name.pid, Signal::SIGKILL);
         }
     }

@@ -114,7 +114,11 @@ impl Messenger {
 
     /// The outbox of the app worker in slot `id`, if it is live.
     pub fn app_outbox(&self, id: u32) -> Option<Rc<Outbox>> {
-        self.apps.borrow().iter().find(|p| p.name.id == id).map(|p| p.outbox.clone())
+        self.apps
+            .borrow()
+            .iter()
+            .find(|p| p.name.id == id)
+            .map(|p| p.outbox.clone())
     }
 
     /// Takes the outbox that crossed its high-water mark since the last call, if any.
@@ -149,11 +153,15 @@ impl Messenger {
             None => return Outcome::Blank,
             Some(_) => return Outcome::Bad("not a JSON object or string".into()),
         }
-        let header: Header = match serde_json::from_str(text) {
+        let header = match Header::parse(text) {
             Ok(h) => h,
             Err(e) => return Outcome::Bad(format!("invalid JSON: {e}")),
         };
-        if header.cmd.as_deref().is_some_and(|c| c.starts_with("NODE_")) {
+        if header
+            .cmd
+            .as_deref()
+            .is_some_and(|c| c.starts_with("NODE_"))
+        {
             self.node_internal(src, &header);
             return Outcome::NodeInternal;
         }
@@ -164,7 +172,9 @@ impl Messenger {
             None => None,
             Some(t) => match Endpoint::parse(t) {
                 Some(e) => Some(e),
-                None => return Outcome::Bad(format!("`to` is `{t}`; use master, parent, app or agent")),
+                None => {
+                    return Outcome::Bad(format!("`to` is `{t}`; use master, parent, app or agent"));
+                }
             },
         };
         if let Some(w) = src.worker
@@ -178,10 +188,11 @@ impl Messenger {
         match header.from.as_deref() {
             Some(f) if f == from => self.deliver(to, header.receiver_pid, &[body.as_bytes()]),
             Some(_) => {
-                let mut v: serde_json::Map<String, serde_json::Value> = match serde_json::from_str(text) {
-                    Ok(v) => v,
-                    Err(e) => return Outcome::Bad(format!("invalid JSON: {e}")),
-                };
+                let mut v: serde_json::Map<String, serde_json::Value> =
+                    match serde_json::from_str(text) {
+                        Ok(v) => v,
+                        Err(e) => return Outcome::Bad(format!("invalid JSON: {e}")),
+                    };
                 v.insert("from".into(), from.into());
                 let line = serde_json::to_vec(&v).expect("a JSON map serializes");
                 self.deliver(to, header.receiver_pid, &[&line])
@@ -192,7 +203,11 @@ impl Messenger {
                     let p = prefix(src.endpoint);
                     self.deliver(to, header.receiver_pid, &[&p[..p.len() - 1], b"}"])
                 } else {
-                    self.deliver(to, header.receiver_pid, &[prefix(src.endpoint), rest.as_bytes()])
+                    self.deliver(
+                        to,
+                        header.receiver_pid,
+                        &[prefix(src.endpoint), rest.as_bytes()],
+                    )
                 }
             }
         }
@@ -227,12 +242,17 @@ impl Messenger {
             Endpoint::App => {
                 let apps = self.apps.borrow();
                 let mut n = 0;
-                for peer in apps.iter().filter(|p| receiver_pid.is_none_or(|pid| p.name.pid == pid)) {
+                for peer in apps
+                    .iter()
+                    .filter(|p| receiver_pid.is_none_or(|pid| p.name.pid == pid))
+                {
                     n += self.push(peer, parts);
                 }
                 if n == 0 {
                     match receiver_pid {
-                        Some(pid) => tracing::debug!("message to pid {pid} dropped: no live app worker has it"),
+                        Some(pid) => tracing::debug!(
+                            "message to pid {pid} dropped: no live app worker has it"
+                        ),
                         None => tracing::debug!("message to app workers dropped: none is live"),
                     }
                 }
@@ -240,7 +260,9 @@ impl Messenger {
             }
             Endpoint::Parent => match &*self.parent.borrow() {
                 ParentSink::None => {
-                    tracing::debug!("message to the parent dropped: the master has no parent channel");
+                    tracing::debug!(
+                        "message to the parent dropped: the master has no parent channel"
+                    );
                     Outcome::Routed(0)
                 }
                 ParentSink::Channel(outbox) => {

@@ -158,6 +158,12 @@ impl MasterBuilder {
         self
     }
 
+    /// An extra environment variable for every worker.
+    pub fn env(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
+        self.settings.env.push((key.into(), value.into()));
+        self
+    }
+
     /// Takes the `parent` route from `CLUTCH_CHANNEL_FD`/`NODE_CHANNEL_FD` (as the CLI does)
     /// instead of the handle.
     pub fn parent_from_env(mut self) -> Self {
@@ -251,10 +257,15 @@ impl MasterBuilder {
                 (Some(tx), _) => (ParentSink::Handle(tx.clone()), None),
                 (None, Some(fd)) => {
                     let std = std::os::unix::net::UnixStream::from(fd);
-                    std.set_nonblocking(true).map_err(|e| Error::io("parent channel", e))?;
-                    let stream = tokio::net::UnixStream::from_std(std).map_err(|e| Error::io("parent channel", e))?;
+                    std.set_nonblocking(true)
+                        .map_err(|e| Error::io("parent channel", e))?;
+                    let stream = tokio::net::UnixStream::from_std(std)
+                        .map_err(|e| Error::io("parent channel", e))?;
                     let outbox = Rc::new(crate::channel::Outbox::new());
-                    (ParentSink::Channel(outbox.clone()), Some((Rc::new(stream), outbox)))
+                    (
+                        ParentSink::Channel(outbox.clone()),
+                        Some((Rc::new(stream), outbox)),
+                    )
                 }
                 (None, None) => (ParentSink::None, None),
             };
@@ -308,11 +319,16 @@ fn parent_fd_from_env() -> Result<Option<OwnedFd>, Error> {
     let var = ["CLUTCH_CHANNEL_FD", "NODE_CHANNEL_FD"]
         .iter()
         .find_map(|k| std::env::var(k).ok().map(|v| (*k, v)));
-    let Some((key, value)) = var else { return Ok(None) };
-    let fd: i32 = value.trim().parse().map_err(|_| crate::config::ConfigError::Value {
-        key: key.into(),
-        message: format!("`{value}` is not an fd number"),
-    })?;
+    let Some((key, value)) = var else {
+        return Ok(None);
+    };
+    let fd: i32 = value
+        .trim()
+        .parse()
+        .map_err(|_| crate::config::ConfigError::Value {
+            key: key.into(),
+            message: format!("`{value}` is not an fd number"),
+        })?;
     // SAFETY: fcntl(F_GETFD) only checks the fd is open.
     if fd < 3 || unsafe { libc::fcntl(fd, libc::F_GETFD) } < 0 {
         return Err(crate::config::ConfigError::Value {
@@ -360,7 +376,10 @@ impl Master {
                 State::Starting => {}
             }
             if self.state.changed().await.is_err() {
-                return Err(Error::io("the master thread ended", std::io::ErrorKind::BrokenPipe.into()));
+                return Err(Error::io(
+                    "the master thread ended",
+                    std::io::ErrorKind::BrokenPipe.into(),
+                ));
             }
         }
     }
@@ -408,7 +427,10 @@ impl Master {
     pub async fn shutdown(mut self) -> Result<(), Error> {
         let _ = self.events.send(Event::Shutdown);
         loop {
-            if matches!(&*self.state.borrow_and_update(), State::Stopped | State::Failed(_)) {
+            if matches!(
+                &*self.state.borrow_and_update(),
+                State::Stopped | State::Failed(_)
+            ) {
                 break;
             }
             if self.state.changed().await.is_err() {
@@ -417,7 +439,10 @@ impl Master {
         }
         match self.thread.take().map(|t| t.join()) {
             Some(Ok(r)) => r,
-            Some(Err(_)) => Err(Error::io("the master thread panicked", std::io::ErrorKind::Other.into())),
+            Some(Err(_)) => Err(Error::io(
+                "the master thread panicked",
+                std::io::ErrorKind::Other.into(),
+            )),
             None => Ok(()),
         }
     }

@@ -51,13 +51,23 @@ impl RestartTracker {
     }
 
     /// Decides, at `now`, about a worker that ran for `uptime` and exited cleanly or not.
-    pub fn on_exit(&mut self, policy: RestartPolicy, now: Instant, uptime: Duration, success: bool) -> Decision {
+    pub fn on_exit(
+        &mut self,
+        policy: RestartPolicy,
+        now: Instant,
+        uptime: Duration,
+        success: bool,
+    ) -> Decision {
         match policy {
             RestartPolicy::Never => return Decision::Stay,
             RestartPolicy::OnFailure if success => return Decision::Stay,
             _ => {}
         }
-        while self.recent.front().is_some_and(|t| now.duration_since(*t) >= self.window) {
+        while self
+            .recent
+            .front()
+            .is_some_and(|t| now.duration_since(*t) >= self.window)
+        {
             self.recent.pop_front();
         }
         if self.recent.len() >= self.limit as usize {
@@ -92,7 +102,12 @@ mod tests {
     #[test]
     fn long_lived_worker_restarts_at_once() {
         let mut t = tracker(60);
-        let d = t.on_exit(RestartPolicy::Always, Instant::now(), Duration::from_secs(30), false);
+        let d = t.on_exit(
+            RestartPolicy::Always,
+            Instant::now(),
+            Duration::from_secs(30),
+            false,
+        );
         assert_eq!(d, Decision::Restart(Duration::ZERO));
     }
 
@@ -101,10 +116,12 @@ mod tests {
         let mut t = tracker(1000);
         let now = Instant::now();
         let delays: Vec<_> = (0..12)
-            .map(|_| match t.on_exit(RestartPolicy::Always, now, Duration::from_millis(5), false) {
-                Decision::Restart(d) => d,
-                other => panic!("{other:?}"),
-            })
+            .map(
+                |_| match t.on_exit(RestartPolicy::Always, now, Duration::from_millis(5), false) {
+                    Decision::Restart(d) => d,
+                    other => panic!("{other:?}"),
+                },
+            )
             .collect();
         assert_eq!(delays[0], BACKOFF_BASE);
         assert_eq!(delays[1], BACKOFF_BASE * 2);
@@ -117,9 +134,15 @@ mod tests {
         let mut t = tracker(3);
         let now = Instant::now();
         for _ in 0..3 {
-            assert!(matches!(t.on_exit(RestartPolicy::Always, now, Duration::ZERO, false), Decision::Restart(_)));
+            assert!(matches!(
+                t.on_exit(RestartPolicy::Always, now, Duration::ZERO, false),
+                Decision::Restart(_)
+            ));
         }
-        assert_eq!(t.on_exit(RestartPolicy::Always, now, Duration::ZERO, false), Decision::Park);
+        assert_eq!(
+            t.on_exit(RestartPolicy::Always, now, Duration::ZERO, false),
+            Decision::Park
+        );
     }
 
     #[test]
@@ -139,8 +162,17 @@ mod tests {
     fn policy_decides_which_exits_restart() {
         let mut t = tracker(60);
         let now = Instant::now();
-        assert_eq!(t.on_exit(RestartPolicy::Never, now, Duration::ZERO, false), Decision::Stay);
-        assert_eq!(t.on_exit(RestartPolicy::OnFailure, now, Duration::ZERO, true), Decision::Stay);
-        assert!(matches!(t.on_exit(RestartPolicy::OnFailure, now, Duration::ZERO, false), Decision::Restart(_)));
+        assert_eq!(
+            t.on_exit(RestartPolicy::Never, now, Duration::ZERO, false),
+            Decision::Stay
+        );
+        assert_eq!(
+            t.on_exit(RestartPolicy::OnFailure, now, Duration::ZERO, true),
+            Decision::Stay
+        );
+        assert!(matches!(
+            t.on_exit(RestartPolicy::OnFailure, now, Duration::ZERO, false),
+            Decision::Restart(_)
+        ));
     }
 }

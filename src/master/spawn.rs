@@ -135,7 +135,11 @@ unsafe impl Send for ExecPlan {}
 unsafe impl Sync for ExecPlan {}
 
 impl ExecPlan {
-    fn new(command: &[String], env: &[(OsString, OsString)], listen_pid: bool) -> io::Result<ExecPlan> {
+    fn new(
+        command: &[String],
+        env: &[(OsString, OsString)],
+        listen_pid: bool,
+    ) -> io::Result<ExecPlan> {
         let nul_free = |b: &[u8]| -> io::Result<Vec<u8>> {
             if b.contains(&0) {
                 return Err(io::Error::new(
@@ -147,7 +151,10 @@ impl ExecPlan {
             v.push(0);
             Ok(v)
         };
-        let mut argv: Vec<Vec<u8>> = command.iter().map(|a| nul_free(a.as_bytes())).collect::<Result<_, _>>()?;
+        let mut argv: Vec<Vec<u8>> = command
+            .iter()
+            .map(|a| nul_free(a.as_bytes()))
+            .collect::<Result<_, _>>()?;
         let mut envp: Vec<Vec<u8>> = env
             .iter()
             .map(|(k, v)| {
@@ -198,14 +205,21 @@ impl ExecPlan {
                 }
                 *digits.add(n) = 0;
             }
-            libc::execvpe(self.argv_ptrs[0], self.argv_ptrs.as_ptr(), self.envp_ptrs.as_ptr());
+            libc::execvpe(
+                self.argv_ptrs[0],
+                self.argv_ptrs.as_ptr(),
+                self.envp_ptrs.as_ptr(),
+            );
         }
         Err(io::Error::last_os_error())
     }
 }
 
 fn ptrs(strings: &mut [Vec<u8>]) -> Vec<*const libc::c_char> {
-    let mut v: Vec<*const libc::c_char> = strings.iter_mut().map(|s| s.as_mut_ptr() as *const libc::c_char).collect();
+    let mut v: Vec<*const libc::c_char> = strings
+        .iter_mut()
+        .map(|s| s.as_mut_ptr() as *const libc::c_char)
+        .collect();
     v.push(std::ptr::null());
     v
 }

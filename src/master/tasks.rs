@@ -58,7 +58,9 @@ pub async fn read_channel(
                     Outcome::Bad(why) => {
                         bad += 1;
                         if bad == 1 || bad.is_power_of_two() {
-                            tracing::warn!("{who} sent a bad message ({why}); dropped ({bad} so far)");
+                            tracing::warn!(
+                                "{who} sent a bad message ({why}); dropped ({bad} so far)"
+                            );
                         }
                     }
                 },
@@ -80,7 +82,10 @@ pub async fn read_channel(
     }
     if let Closed::Abuse(why) = &closed {
         tracing::warn!("{who} sent {why}; closing its channel");
-        let _ = nix::sys::socket::shutdown(std::os::fd::AsRawFd::as_raw_fd(&*stream), nix::sys::socket::Shutdown::Both);
+        let _ = nix::sys::socket::shutdown(
+            std::os::fd::AsRawFd::as_raw_fd(&*stream),
+            nix::sys::socket::Shutdown::Both,
+        );
     }
     let _ = events.send(Event::ChannelClosed { pid, closed });
 }
@@ -93,12 +98,19 @@ pub async fn write_channel(stream: Rc<UnixStream>, outbox: Rc<Outbox>) {
 
 /// Owns the child: the only task that reaps it. When it exits, whatever it left in its
 /// process group (a grandchild that ignored SIGTERM, say) is killed with it.
-pub async fn wait_child(mut child: tokio::process::Child, pid: u32, events: UnboundedSender<Event>) {
+pub async fn wait_child(
+    mut child: tokio::process::Child,
+    pid: u32,
+    events: UnboundedSender<Event>,
+) {
     let exit = match child.wait().await {
         Ok(status) => Exit::from_status(status),
         Err(e) => {
             tracing::error!("cannot wait for pid {pid}: {e}");
-            Exit { code: None, signal: None }
+            Exit {
+                code: None,
+                signal: None,
+            }
         }
     };
     let _ = signal_group(pid, Signal::SIGKILL);

@@ -127,19 +127,70 @@ impl Message {
 }
 
 /// The routing fields of a message, read without building the rest (the master's hot path).
-#[derive(Debug, Default, Deserialize)]
+///
+/// The fields borrow from the line, so nothing is allocated; a field written with escapes
+/// cannot be borrowed, and [`Header::parse`] then falls back to owned copies.
+#[derive(Debug, Default)]
 pub struct Header<'a> {
     /// Present on Node's internal messages (`NODE_HANDLE`, `NODE_HANDLE_ACK`, ...).
-    #[serde(borrow, default)]
     pub cmd: Option<Cow<'a, str>>,
-    #[serde(borrow, default)]
     pub action: Option<Cow<'a, str>>,
-    #[serde(borrow, default)]
     pub from: Option<Cow<'a, str>>,
-    #[serde(borrow, default)]
     pub to: Option<Cow<'a, str>>,
-    #[serde(rename = "receiverPid", default, deserialize_with = "pid_or_string")]
     pub receiver_pid: Option<u32>,
+}
+
+#[derive(Deserialize)]
+struct Borrowed<'a> {
+    #[serde(borrow, default)]
+    cmd: Option<&'a str>,
+    #[serde(borrow, default)]
+    action: Option<&'a str>,
+    #[serde(borrow, default)]
+    from: Option<&'a str>,
+    #[serde(borrow, default)]
+    to: Option<&'a str>,
+    #[serde(rename = "receiverPid", default, deserialize_with = "pid_or_string")]
+    receiver_pid: Option<u32>,
+}
+
+#[derive(Deserialize)]
+struct Owned {
+    #[serde(default)]
+    cmd: Option<String>,
+    #[serde(default)]
+    action: Option<String>,
+    #[serde(default)]
+    from: Option<String>,
+    #[serde(default)]
+    to: Option<String>,
+    #[serde(rename = "receiverPid", default, deserialize_with = "pid_or_string")]
+    receiver_pid: Option<u32>,
+}
+
+impl<'a> Header<'a> {
+    /// Reads the routing fields of one JSON object, validating the whole of it.
+    pub fn parse(text: &'a str) -> Result<Header<'a>, serde_json::Error> {
+        match serde_json::from_str::<Borrowed<'a>>(text) {
+            Ok(b) => Ok(Header {
+                cmd: b.cmd.map(Cow::Borrowed),
+                action: b.action.map(Cow::Borrowed),
+                from: b.from.map(Cow::Borrowed),
+                to: b.to.map(Cow::Borrowed),
+                receiver_pid: b.receiver_pid,
+            }),
+            Err(_) => {
+                let o: Owned = serde_json::from_str(text)?;
+                Ok(Header {
+                    cmd: o.cmd.map(Cow::Owned),
+                    action: o.action.map(Cow::Owned),
+                    from: o.from.map(Cow::Owned),
+                    to: o.to.map(Cow::Owned),
+                    receiver_pid: o.receiver_pid,
+                })
+            }
+        }
+    }
 }
 
 /// egg-cluster sends `receiverPid` as a number or as a string of digits; take both.
@@ -203,12 +254,31 @@ mod tests {
 
     #[test]
     fn header_reads_routing_fields_and_skips_data() {
-        let h: Header =
-            serde_json::from_slice(br#"{"action":"a","data":{"deep":[1,2,{"x":"y"}]},"to":"app","receiverPid":"9"}"#)
-                .unwrap();
+        let h = Header::parse(
+            r#"{"action":"a","data":{"deep":[1,2,{"x":"y"}]},"to":"app","receiverPid":"9"}"#,
+        )
+        .unwrap();
         assert_eq!(h.action.as_deref(), Some("a"));
         assert_eq!(h.to.as_deref(), Some("app"));
         assert_eq!(h.receiver_pid, Some(9));
         assert!(h.from.is_none() && h.cmd.is_none());
+    }
+}
+
+#[cfg(test)]
+mod header_tests {
+    use super::*;
+
+    #[test]
+    fn escaped_routing_fields_are_read_too() {
+        let h = Header::parse(r#"{"action":"a\"b","to":"\u0061gent"}"#).unwrap();
+        assert_eq!(h.action.as_deref(), Some("a\"b"));
+        assert_eq!(h.to.as_deref(), Some("agent"));
+    }
+
+    #[test]
+    fn invalid_json_anywhere_is_refused() {
+        assert!(Header::parse(r#"{"action":"a","data":[1,,2]}"#).is_err());
+        assert!(Header::parse(r#"{"action":"a"} trailing"#).is_err());
     }
 }

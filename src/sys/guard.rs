@@ -84,7 +84,13 @@ impl Drop for Guard {
 /// Must run in a freshly forked child; it closes every other fd of the process.
 unsafe fn guard_main(read_fd: libc::c_int) -> ! {
     unsafe {
-        for sig in [libc::SIGINT, libc::SIGTERM, libc::SIGQUIT, libc::SIGHUP, libc::SIGPIPE] {
+        for sig in [
+            libc::SIGINT,
+            libc::SIGTERM,
+            libc::SIGQUIT,
+            libc::SIGHUP,
+            libc::SIGPIPE,
+        ] {
             libc::signal(sig, libc::SIG_IGN);
         }
         // Hold nothing of the master's: its channel ends would keep workers from seeing EOF.

@@ -20,7 +20,10 @@ pub fn signal_group(pgid: u32, sig: Signal) -> io::Result<()> {
 pub fn group_alive(pgid: u32) -> bool {
     let pgid = nix::unistd::Pid::from_raw(pgid as i32);
     // EPERM means a process exists that we may not signal; it still exists.
-    !matches!(nix::sys::signal::killpg(pgid, None), Err(nix::errno::Errno::ESRCH))
+    !matches!(
+        nix::sys::signal::killpg(pgid, None),
+        Err(nix::errno::Errno::ESRCH)
+    )
 }
 
 /// Runs in the forked child before exec: ask for SIGKILL when the parent dies, and leave at
@@ -60,8 +63,11 @@ impl Exit {
 
     /// The signal's name, such as `SIGKILL`.
     pub fn signal_name(&self) -> Option<&'static str> {
-        self.signal
-            .map(|s| Signal::try_from(s).map(|s| s.as_str()).unwrap_or("SIGUNKNOWN"))
+        self.signal.map(|s| {
+            Signal::try_from(s)
+                .map(|s| s.as_str())
+                .unwrap_or("SIGUNKNOWN")
+        })
     }
 
     /// Whether it exited with code 0.

@@ -68,7 +68,11 @@ fn var(name: &'static str) -> Result<String, WorkerError> {
 
 fn number<T: std::str::FromStr>(name: &'static str, why: &'static str) -> Result<T, WorkerError> {
     let v = var(name)?;
-    v.parse().map_err(|_| WorkerError::Bad { var: name, value: v, why })
+    v.parse().map_err(|_| WorkerError::Bad {
+        var: name,
+        value: v,
+        why,
+    })
 }
 
 impl Worker {
@@ -88,7 +92,9 @@ impl Worker {
         };
         let id = number("CLUTCH_WORKER_ID", "must be a slot number")?;
         let fd: i32 = number("CLUTCH_CHANNEL_FD", "must be an fd number")?;
-        let port = std::env::var("CLUTCH_PORT").ok().and_then(|p| p.parse().ok());
+        let port = std::env::var("CLUTCH_PORT")
+            .ok()
+            .and_then(|p| p.parse().ok());
         // SAFETY: fcntl(F_GETFD) only checks that the fd is open.
         if unsafe { libc::fcntl(fd, libc::F_GETFD) } < 0 {
             return Err(WorkerError::Bad {
@@ -111,7 +117,12 @@ impl Worker {
         let (out_tx, out_rx) = mpsc::unbounded_channel();
         let (msg_tx, msg_rx) = mpsc::unbounded_channel();
         let (conn_tx, conn_rx) = mpsc::unbounded_channel();
-        tokio::spawn(reader::read_loop(stream.clone(), msg_tx, conn_tx, shared.clone()));
+        tokio::spawn(reader::read_loop(
+            stream.clone(),
+            msg_tx,
+            conn_tx,
+            shared.clone(),
+        ));
         tokio::spawn(reader::write_loop(stream, out_rx));
         Ok(Worker {
             role,
@@ -144,7 +155,9 @@ impl Worker {
     /// Whether the process exits when the master goes away (the default) or `recv`
     /// returns `None` instead.
     pub fn exit_on_disconnect(&self, exit: bool) {
-        self.shared.exit_on_disconnect.store(exit, Ordering::Relaxed);
+        self.shared
+            .exit_on_disconnect
+            .store(exit, Ordering::Relaxed);
     }
 
     /// Tells the master this worker is ready (`agent-start` / `app-start`).
@@ -219,7 +232,11 @@ impl Worker {
 
     /// The last `cluster-pids` the master sent.
     pub fn cluster_pids(&self) -> Vec<u32> {
-        self.shared.cluster_pids.lock().expect("cluster pids lock").clone()
+        self.shared
+            .cluster_pids
+            .lock()
+            .expect("cluster pids lock")
+            .clone()
     }
 
     /// The next message; `None` when the channel closed (with exit-on-disconnect off).
@@ -251,7 +268,10 @@ fn take_listen_fds() -> Vec<OwnedFd> {
         .ok()
         .and_then(|p| p.parse::<u32>().ok())
         .is_some_and(|p| p == std::process::id());
-    let n: i32 = std::env::var("LISTEN_FDS").ok().and_then(|n| n.parse().ok()).unwrap_or(0);
+    let n: i32 = std::env::var("LISTEN_FDS")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0);
     if !for_us || n <= 0 {
         return Vec::new();
     }

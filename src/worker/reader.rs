@@ -31,7 +31,9 @@ pub(crate) async fn read_loop(
             if stream.readable().await.is_err() {
                 break 0;
             }
-            match stream.try_io(Interest::READABLE, || fdpass::recv_with_fds(stream.as_raw_fd(), lines.spare(), &mut fds)) {
+            match stream.try_io(Interest::READABLE, || {
+                fdpass::recv_with_fds(stream.as_raw_fd(), lines.spare(), &mut fds)
+            }) {
                 Ok(n) => break n,
                 Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => continue,
                 Err(_) => break 0,
@@ -46,7 +48,9 @@ pub(crate) async fn read_loop(
             let msg = match Message::from_line(line) {
                 Ok(m) => m,
                 Err(e) => {
-                    eprintln!("clutch worker: dropped a message the master sent that is not valid JSON: {e}");
+                    eprintln!(
+                        "clutch worker: dropped a message the master sent that is not valid JSON: {e}"
+                    );
                     continue;
                 }
             };
