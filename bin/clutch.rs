@@ -2,7 +2,8 @@
 
 use clap::{Args, Parser, Subcommand};
 use clutch::config::{
-    ConfigError, FileSettings, ReadyMode, RestartPolicy, Settings, split_command,
+    ConfigError, Dialect, FileSettings, ListenMode, ReadyMode, RestartPolicy, Settings,
+    split_command,
 };
 use clutch::{Error, MasterBuilder};
 use std::path::PathBuf;
@@ -49,8 +50,31 @@ struct StartArgs {
     /// The address to bind --port on [default: 0.0.0.0].
     #[arg(long, value_name = "ADDR")]
     host: Option<String>,
+    /// Sticky sessions: the master accepts on --port and hands each connection to the app
+    /// worker its client address picks (the same client, the same worker).
+    #[arg(long, conflicts_with = "reuseport")]
+    sticky: bool,
+    /// Workers bind --port themselves with SO_REUSEPORT (the master only reserves it).
+    #[arg(long)]
+    reuseport: bool,
+    /// With --sticky: read a PROXY protocol (v1 or v2) header for the real client address;
+    /// a connection without a valid one is closed.
+    #[arg(long, requires = "sticky")]
+    proxy_protocol: bool,
+    /// How long a PROXY header may take to arrive, in ms [default: 3000].
+    #[arg(long, value_name = "MS")]
+    proxy_timeout: Option<u64>,
+    /// How app workers receive handed-over sockets: node (Node's handle protocol), clutch
+    /// (a clutch:connection line) or auto (node for node commands) [default: auto].
+    #[arg(long, value_name = "DIALECT")]
+    app_dialect: Option<String>,
+    /// Like --app-dialect, for the agent [default: auto].
+    #[arg(long, value_name = "DIALECT")]
+    agent_dialect: Option<String>,
     /// When a worker is ready: `message` (it sends agent-start / app-start), `spawn` (at
-    /// once) or `delay:MS` (MS after spawn, if alive) [default: message].
+    /// once), `delay:MS` (MS after spawn, if alive), `notify` (it sends READY=1 to its own
+    /// NOTIFY_SOCKET, as with systemd) or `tcp:PORT` (a connect to 127.0.0.1:PORT succeeds)
+    /// [default: message].
     #[arg(long, value_name = "MODE")]
     ready: Option<String>,
     /// Like --ready, for the agent only.
@@ -161,6 +185,24 @@ fn settings(a: StartArgs) -> Result<Settings, ConfigError> {
     }
     if let Some(v) = a.host {
         s.host = v;
+    }
+    if a.sticky {
+        s.listen = ListenMode::Sticky;
+    }
+    if a.reuseport {
+        s.listen = ListenMode::ReusePort;
+    }
+    if a.proxy_protocol {
+        s.proxy_protocol = true;
+    }
+    if let Some(v) = a.proxy_timeout {
+        s.proxy_timeout = Duration::from_millis(v);
+    }
+    if let Some(v) = a.app_dialect {
+        s.app_dialect = v.parse::<Dialect>().map_err(|m| flag("app-dialect", m))?;
+    }
+    if let Some(v) = a.agent_dialect {
+        s.agent_dialect = v.parse::<Dialect>().map_err(|m| flag("agent-dialect", m))?;
     }
     if let Some(v) = a.ready {
         s.ready = v.parse::<ReadyMode>().map_err(|m| flag("ready", m))?;

@@ -34,8 +34,13 @@ pub struct Outbox {
 struct Queue {
     buf: Vec<u8>,
     head: usize,
-    /// Offsets into `buf` where an fd must go out with the byte there, in order.
-    fds: VecDeque<(usize, OwnedFd)>,
+    /// Offsets into `buf` where an fd must go out with the byte there, in order. The fd is
+    /// owned by whoever queued it (the handoff keeps it until the worker acknowledges it)
+    /// and stays open at least until this outbox is closed or has sent it.
+    fds: VecDeque<(usize, RawFd)>,
+    /// Lines held back while `gated` (a Node worker has a handle to acknowledge).
+    held: Vec<u8>,
+    gated: bool,
     closed: bool,
     dropped: u64,
 }
@@ -76,10 +81,11 @@ impl Outbox {
         let mut q = self.inner.borrow_mut();
         Self::admit(&mut q)?;
         let was_empty = q.queued() == 0;
+        let dest = if q.gated { &mut q.held } else { &mut q.buf };
         for p in parts {
-            q.buf.extend_from_slice(p);
+            dest.extend_from_slice(p);
         }
-        q.buf.push(b'\n');
+        dest.push(b'\n');
         drop(q);
         if was_empty {
             self.wake_writer.notify_one();
@@ -87,8 +93,9 @@ impl Outbox {
         Ok(())
     }
 
-    /// Queues `line` (which ends in a newline) with `fd` attached to its first byte.
-    pub fn push_with_fd(&self, line: &[u8], fd: OwnedFd) -> Result<(), Refused> {
+    /// Queues `line` (which ends in a newline) with `fd` attached to its first byte. The
+    /// caller keeps `fd` open until the outbox has sent it or is closed. Ignores the gate.
+    pub fn push_with_fd(&self, line: &[u8], fd: RawFd) -> Result<(), Refused> {
         let mut q = self.inner.borrow_mut();
         Self::admit(&mut q)?;
         q.make_room();
@@ -98,6 +105,23 @@ impl Outbox {
         drop(q);
         self.wake_writer.notify_one();
         Ok(())
+    }
+
+    /// Holds back plain lines (they wait in order) until [`ungate`](Self::ungate).
+    pub fn gate(&self) {
+        self.inner.borrow_mut().gated = true;
+    }
+
+    /// Lets held lines go, after every fd line queued so far.
+    pub fn ungate(&self) {
+        let mut q = self.inner.borrow_mut();
+        q.gated = false;
+        let held = std::mem::take(&mut q.held);
+        q.buf.extend_from_slice(&held);
+        q.held = held;
+        q.held.clear();
+        drop(q);
+        self.wake_writer.notify_one();
     }
 
     fn admit(q: &mut Queue) -> Result<(), Refused> {
@@ -140,6 +164,7 @@ impl Outbox {
         let mut q = self.inner.borrow_mut();
         q.closed = true;
         q.buf = Vec::new();
+        q.held = Vec::new();
         q.head = 0;
         q.fds.clear();
         drop(q);
@@ -179,7 +204,6 @@ impl Outbox {
             }
         };
         if sent_fd {
-            // Our copy of the fd is closed here: the peer holds its own now.
             q.fds.pop_front();
         }
         q.head += n;

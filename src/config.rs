@@ -38,6 +38,10 @@ pub enum ReadyMode {
     Spawn,
     /// This long after it is spawned, if still alive.
     Delay(Duration),
+    /// When it sends `READY=1` to its own `NOTIFY_SOCKET` (systemd's sd_notify protocol).
+    Notify,
+    /// When a TCP connect to this port on loopback succeeds.
+    Tcp(u16),
 }
 
 impl FromStr for ReadyMode {
@@ -86,6 +90,64 @@ impl FromStr for RestartPolicy {
     }
 }
 
+/// Who owns the public port, and how connections reach app workers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ListenMode {
+    /// The master binds the port once; app workers inherit the socket and accept on it.
+    Shared,
+    /// The master accepts and hands each connection to a worker chosen by client address.
+    Sticky,
+    /// Each worker binds the port itself with SO_REUSEPORT.
+    ReusePort,
+}
+
+/// How the master speaks to a worker when it hands over a socket.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Dialect {
+    /// `node` for a `node` command (or a `.js`/`.mjs`/`.cjs` script), `clutch` otherwise.
+    Auto,
+    /// Node.js's own handle protocol (`NODE_HANDLE`, acknowledged).
+    Node,
+    /// clutch's `clutch:connection` line with the socket attached.
+    Clutch,
+}
+
+impl FromStr for Dialect {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Dialect, String> {
+        match s {
+            "auto" => Ok(Dialect::Auto),
+            "node" => Ok(Dialect::Node),
+            "clutch" => Ok(Dialect::Clutch),
+            _ => Err(format!("`{s}` is not a dialect; use auto, node or clutch")),
+        }
+    }
+}
+
+impl Dialect {
+    /// The dialect for a worker running `command`.
+    pub fn resolve(self, command: &[String]) -> Dialect {
+        match self {
+            Dialect::Auto => {
+                let is_node = command.first().is_some_and(|p| {
+                    let base = Path::new(p)
+                        .file_name()
+                        .and_then(|b| b.to_str())
+                        .unwrap_or("");
+                    matches!(base, "node" | "nodejs")
+                        || [".js", ".mjs", ".cjs"].iter().any(|e| base.ends_with(e))
+                });
+                if is_node {
+                    Dialect::Node
+                } else {
+                    Dialect::Clutch
+                }
+            }
+            other => other,
+        }
+    }
+}
+
 /// Everything a cluster is started with.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Settings {
@@ -115,6 +177,14 @@ pub struct Settings {
     pub max_message_size: usize,
     /// Extra environment variables for every worker.
     pub env: Vec<(String, String)>,
+    /// How the port reaches app workers (with `port`).
+    pub listen: ListenMode,
+    /// In sticky mode: read a PROXY protocol header for the real client address.
+    pub proxy_protocol: bool,
+    /// How long a PROXY header may take to arrive.
+    pub proxy_timeout: Duration,
+    pub app_dialect: Dialect,
+    pub agent_dialect: Dialect,
 }
 
 impl Default for Settings {
@@ -136,6 +206,11 @@ impl Default for Settings {
             pid_file: None,
             max_message_size: DEFAULT_MAX_LINE,
             env: Vec::new(),
+            listen: ListenMode::Shared,
+            proxy_protocol: false,
+            proxy_timeout: Duration::from_millis(3_000),
+            app_dialect: Dialect::Auto,
+            agent_dialect: Dialect::Auto,
         }
     }
 }
@@ -165,6 +240,20 @@ impl Settings {
         }
         if self.restart_window.is_zero() {
             return Err(bad("restart-window", "must be more than 0 ms"));
+        }
+        if self.listen != ListenMode::Shared && self.port.is_none() {
+            let key = if self.listen == ListenMode::Sticky {
+                "sticky"
+            } else {
+                "reuseport"
+            };
+            return Err(bad(key, "needs a port (--port)"));
+        }
+        if self.proxy_protocol && self.listen != ListenMode::Sticky {
+            return Err(bad(
+                "proxy-protocol",
+                "only works with --sticky (the master must accept the connections)",
+            ));
         }
         if self.max_message_size < 1024 {
             return Err(bad("max-message-size", "must be at least 1024 bytes"));
@@ -212,6 +301,12 @@ pub struct FileSettings {
     pid_file: Option<PathBuf>,
     max_message_size: Option<usize>,
     env: Option<std::collections::BTreeMap<String, String>>,
+    sticky: Option<bool>,
+    reuseport: Option<bool>,
+    proxy_protocol: Option<bool>,
+    proxy_timeout: Option<u64>,
+    app_dialect: Option<String>,
+    agent_dialect: Option<String>,
 }
 
 impl FileSettings {
@@ -305,6 +400,29 @@ impl FileSettings {
         if let Some(v) = self.env {
             s.env.extend(v);
         }
+        match (self.sticky, self.reuseport) {
+            (Some(true), Some(true)) => {
+                return Err(in_file(
+                    "sticky",
+                    "sticky and reuseport exclude each other".into(),
+                ));
+            }
+            (Some(true), _) => s.listen = ListenMode::Sticky,
+            (_, Some(true)) => s.listen = ListenMode::ReusePort,
+            _ => {}
+        }
+        if let Some(v) = self.proxy_protocol {
+            s.proxy_protocol = v;
+        }
+        if let Some(v) = self.proxy_timeout {
+            s.proxy_timeout = Duration::from_millis(v);
+        }
+        if let Some(v) = self.app_dialect {
+            s.app_dialect = v.parse().map_err(|m| in_file("app-dialect", m))?;
+        }
+        if let Some(v) = self.agent_dialect {
+            s.agent_dialect = v.parse().map_err(|m| in_file("agent-dialect", m))?;
+        }
         s.validate().map_err(|e| match e {
             ConfigError::Value { key, message } => in_file(&key, message),
             other => other,
@@ -328,7 +446,7 @@ fn inner_message(e: ConfigError) -> String {
 mod tests {
     use super::*;
 
-    fn load_str(json: &str) -> Result<Settings, ConfigError> {
+    pub(super) fn load_str(json: &str) -> Result<Settings, ConfigError> {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("clutch.json");
         std::fs::write(&path, json).unwrap();
@@ -368,5 +486,40 @@ mod tests {
         );
         assert!("delay:x".parse::<ReadyMode>().is_err());
         assert!("later".parse::<ReadyMode>().is_err());
+    }
+}
+
+#[cfg(test)]
+mod dialect_tests {
+    use super::tests::load_str;
+    use super::*;
+
+    #[test]
+    fn auto_dialect_is_node_for_node_commands() {
+        let cmd = |c: &[&str]| c.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        assert_eq!(
+            Dialect::Auto.resolve(&cmd(&["/usr/bin/node", "app.js"])),
+            Dialect::Node
+        );
+        assert_eq!(
+            Dialect::Auto.resolve(&cmd(&["./server.mjs"])),
+            Dialect::Node
+        );
+        assert_eq!(Dialect::Auto.resolve(&cmd(&["./server"])), Dialect::Clutch);
+        assert_eq!(Dialect::Clutch.resolve(&cmd(&["node"])), Dialect::Clutch);
+    }
+
+    #[test]
+    fn sticky_needs_a_port_and_excludes_reuseport() {
+        let e = load_str(r#"{"sticky": true}"#).unwrap_err().to_string();
+        assert!(e.contains("sticky") && e.contains("port"), "{e}");
+        let e = load_str(r#"{"sticky": true, "reuseport": true, "port": 1}"#)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("reuseport"), "{e}");
+        let e = load_str(r#"{"proxy-protocol": true, "port": 1}"#)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("proxy-protocol"), "{e}");
     }
 }

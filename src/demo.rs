@@ -40,15 +40,7 @@ async fn agent(mut w: Worker) -> anyhow::Result<()> {
 
 async fn app(mut w: Worker) -> anyhow::Result<()> {
     let id = w.id();
-    let listeners = w.take_listeners()?;
-    let listener = match listeners.into_iter().next() {
-        Some(l) => Some(l),
-        None => match w.port() {
-            Some(port) => Some(tokio::net::TcpListener::bind(("0.0.0.0", port)).await?),
-            None => None,
-        },
-    };
-    if let Some(listener) = listener {
+    if let Some(listener) = w.listener()? {
         tokio::spawn(async move {
             while let Ok((stream, _)) = listener.accept().await {
                 tokio::spawn(serve(stream, id));

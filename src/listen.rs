@@ -1,7 +1,10 @@
-//! The public port when the master owns it: one listening socket, bound once and shared
-//! by every app worker (systemd's `LISTEN_FDS` protocol).
+//! The public port, bound by the master before any worker starts: one listening socket
+//! shared by every app worker (systemd's `LISTEN_FDS` protocol), the sticky master's own
+//! listener, or (reuseport) a bound, non-listening socket that reserves the port.
 
+use crate::config::{ListenMode, Settings};
 use crate::error::Error;
+use crate::master::lifecycle::PortPlan;
 use socket2::{Domain, Socket, Type};
 use std::net::{IpAddr, SocketAddr};
 use std::os::fd::OwnedFd;
@@ -10,8 +13,37 @@ use std::sync::Arc;
 /// Backlog of the shared socket (the kernel caps it at `net.core.somaxconn`).
 const BACKLOG: i32 = 4096;
 
+/// Binds the port as `settings` ask.
+pub fn bind(settings: &Settings) -> Result<PortPlan, Error> {
+    let Some(port) = settings.port else {
+        return Ok(PortPlan::None);
+    };
+    let host = &settings.host;
+    Ok(match settings.listen {
+        ListenMode::Shared => {
+            let (fd, port) = bind_socket(host, port, false)?;
+            PortPlan::Shared { fd, port }
+        }
+        ListenMode::Sticky => {
+            let (fd, port) = bind_socket(host, port, false)?;
+            PortPlan::Sticky {
+                listener: Some(std::net::TcpListener::from(fd)),
+                port,
+            }
+        }
+        ListenMode::ReusePort => {
+            let (fd, port) = bind_socket(host, port, true)?;
+            PortPlan::ReusePort {
+                _reservation: fd,
+                port,
+            }
+        }
+    })
+}
+
 /// Binds `host:port` (port 0: any free one) and returns the socket and its real port.
-pub fn bind_shared(host: &str, port: u16) -> Result<(OwnedFd, u16), Error> {
+/// With `reserve_only` the socket has SO_REUSEPORT and does not listen.
+fn bind_socket(host: &str, port: u16, reserve_only: bool) -> Result<(OwnedFd, u16), Error> {
     let addr_text = format!("{host}:{port}");
     let listen_err = |e: std::io::Error| Error::Listen {
         addr: addr_text.clone(),
@@ -26,8 +58,13 @@ pub fn bind_shared(host: &str, port: u16) -> Result<(OwnedFd, u16), Error> {
     let addr = SocketAddr::new(ip, port);
     let socket = Socket::new(Domain::for_address(addr), Type::STREAM, None).map_err(listen_err)?;
     socket.set_reuse_address(true).map_err(listen_err)?;
+    if reserve_only {
+        socket.set_reuse_port(true).map_err(listen_err)?;
+    }
     socket.bind(&addr.into()).map_err(listen_err)?;
-    socket.listen(BACKLOG).map_err(listen_err)?;
+    if !reserve_only {
+        socket.listen(BACKLOG).map_err(listen_err)?;
+    }
     let bound = socket
         .local_addr()
         .map_err(listen_err)?

@@ -14,6 +14,8 @@ use crate::master::tasks::{self, Closed};
 use crate::master::worker::{Role, WorkerInfo, WorkerName};
 use crate::master::{ClusterInfo, State};
 use crate::protocol::{Endpoint, Message};
+use crate::sticky::handoff::Handoff;
+use crate::sticky::listener::accept_loop;
 use crate::sys::guard::Guard;
 use crate::sys::process::{Exit, Signal, signal_group};
 use serde_json::json;
@@ -58,9 +60,36 @@ pub struct Plan {
     pub settings: Settings,
     pub app: Vec<String>,
     pub agent: Option<Vec<String>>,
-    /// The shared listening socket, when the master owns the port.
-    pub listener: Option<(OwnedFd, u16)>,
+    /// The public port and who listens on it.
+    pub port: PortPlan,
     pub handle_signals: bool,
+}
+
+/// The public port, bound by the master before any worker starts.
+pub enum PortPlan {
+    /// No port.
+    None,
+    /// One listening socket every app worker inherits (`LISTEN_FDS`).
+    Shared { fd: OwnedFd, port: u16 },
+    /// The master accepts and hands connections over (taken by the accept task).
+    Sticky {
+        listener: Option<std::net::TcpListener>,
+        port: u16,
+    },
+    /// Workers bind the port with SO_REUSEPORT; the master's bound, non-listening socket
+    /// reserves it (so port 0 can name a free port).
+    ReusePort { _reservation: OwnedFd, port: u16 },
+}
+
+impl PortPlan {
+    fn port(&self) -> Option<u16> {
+        match self {
+            PortPlan::None => None,
+            PortPlan::Shared { port, .. }
+            | PortPlan::Sticky { port, .. }
+            | PortPlan::ReusePort { port, .. } => Some(*port),
+        }
+    }
 }
 
 /// Where the loop publishes its state for the handle.
@@ -116,13 +145,16 @@ struct Cluster {
     started: Instant,
     failure: Option<Error>,
     published: Published,
+    /// Sticky mode: the connection router and the accept task.
+    handoff: Option<Rc<Handoff>>,
+    accept_task: Option<tokio::task::JoinHandle<()>>,
 }
 
 /// Runs a cluster until it has stopped. `Ok` after a requested stop, `Err` when it could not
 /// start. Must run inside a `LocalSet` on a current-thread runtime, on a thread that lives
 /// as long as the cluster (children's death signal is tied to it).
 pub async fn run(
-    plan: Plan,
+    mut plan: Plan,
     messenger: Rc<Messenger>,
     events: UnboundedSender<Event>,
     mut inbox: UnboundedReceiver<Event>,
@@ -152,6 +184,20 @@ pub async fn run(
     if plan.handle_signals {
         listen_for_signals(&events)?;
     }
+    let (handoff, accept_task) = match &mut plan.port {
+        PortPlan::Sticky { listener, .. } => {
+            let dialect = plan.settings.app_dialect.resolve(&plan.app);
+            let handoff = Rc::new(Handoff::new(plan.settings.workers, dialect));
+            let proxy = plan
+                .settings
+                .proxy_protocol
+                .then_some(plan.settings.proxy_timeout);
+            let listener = listener.take().expect("the sticky listener is taken once");
+            let task = spawn_local(accept_loop(listener, handoff.clone(), proxy));
+            (Some(handoff), Some(task))
+        }
+        _ => (None, None),
+    };
     let mut c = Cluster {
         plan,
         messenger,
@@ -163,6 +209,8 @@ pub async fn run(
         started: Instant::now(),
         failure: None,
         published,
+        handoff,
+        accept_task,
     };
     if c.agent.is_some() {
         c.start(Role::Agent, 0);
@@ -241,15 +289,10 @@ impl Cluster {
 
     fn info(&self) -> ClusterInfo {
         ClusterInfo {
-            port: self
-                .plan
-                .listener
-                .as_ref()
-                .map(|(_, p)| *p)
-                .or(self.plan.settings.port),
+            port: self.plan.port.port(),
             address: self.plan.settings.host.clone(),
             workers: self.plan.settings.workers,
-            sticky: false,
+            sticky: self.handoff.is_some(),
         }
     }
 
@@ -296,10 +339,34 @@ impl Cluster {
                 .expect("an agent slot has a command"),
             Role::App => self.plan.app.clone(),
         };
-        let listeners: Vec<(&OwnedFd, &str)> = match (&self.plan.listener, role) {
-            (Some((fd, _)), Role::App) => vec![(fd, "clutch")],
+        let listeners: Vec<(&OwnedFd, &str)> = match (&self.plan.port, role) {
+            (PortPlan::Shared { fd, .. }, Role::App) => vec![(fd, "clutch")],
             _ => Vec::new(),
         };
+        let mode = match role {
+            Role::Agent => s.agent_ready_mode(),
+            Role::App => s.ready,
+        };
+        let notify = match mode {
+            ReadyMode::Notify => match crate::master::readiness::NotifySocket::new() {
+                Ok(n) => Some(n),
+                Err(e) => {
+                    tracing::error!("cannot make a NOTIFY_SOCKET: {e}");
+                    None
+                }
+            },
+            _ => None,
+        };
+        let mut env = s.env.clone();
+        if self.plan.port.port().is_some() {
+            env.push(("CLUTCH_HOST".into(), s.host.clone()));
+        }
+        if matches!(self.plan.port, PortPlan::ReusePort { .. }) {
+            env.push(("CLUTCH_REUSEPORT".into(), "1".into()));
+        }
+        if let Some(n) = &notify {
+            env.push(("NOTIFY_SOCKET".into(), n.address()));
+        }
         let spec = SpawnSpec {
             role,
             id,
@@ -307,7 +374,7 @@ impl Cluster {
             name: &s.name,
             port: self.info().port,
             listeners: &listeners,
-            extra_env: &s.env,
+            extra_env: &env,
         };
         let spawned = match spawn(&spec) {
             Ok(sp) => sp,
@@ -360,18 +427,22 @@ impl Cluster {
             stream.clone(),
             src,
             self.messenger.clone(),
+            self.handoff.clone(),
             self.events.clone(),
             s.max_message_size,
         ));
         spawn_local(tasks::write_channel(stream, outbox.clone()));
         spawn_local(tasks::wait_child(spawned.child, pid, self.events.clone()));
 
-        let mode = match role {
-            Role::Agent => s.agent_ready_mode(),
-            Role::App => s.ready,
-        };
         let timeout = s.ready_timeout;
         let events = self.events.clone();
+        if !matches!(mode, ReadyMode::Spawn | ReadyMode::Delay(_)) {
+            let events = events.clone();
+            spawn_local(async move {
+                tokio::time::sleep(timeout).await;
+                let _ = events.send(Event::ReadyTimeout { pid });
+            });
+        }
         match mode {
             ReadyMode::Spawn => {
                 let _ = events.send(Event::Ready { pid });
@@ -382,10 +453,21 @@ impl Cluster {
                     let _ = events.send(Event::Ready { pid });
                 });
             }
-            ReadyMode::Message => {
+            ReadyMode::Message => {}
+            ReadyMode::Notify => {
+                if let Some(n) = notify {
+                    spawn_local(async move {
+                        if n.wait_ready(timeout).await {
+                            let _ = events.send(Event::Ready { pid });
+                        }
+                    });
+                }
+            }
+            ReadyMode::Tcp(port) => {
                 spawn_local(async move {
-                    tokio::time::sleep(timeout).await;
-                    let _ = events.send(Event::ReadyTimeout { pid });
+                    if crate::master::readiness::wait_tcp(port, timeout).await {
+                        let _ = events.send(Event::Ready { pid });
+                    }
                 });
             }
         }
@@ -494,6 +576,9 @@ impl Cluster {
                 }
             }
             Role::App => {
+                if let (Some(h), Some(outbox)) = (&self.handoff, self.outbox_of(pid)) {
+                    h.attach(name.id, outbox);
+                }
                 let agent: Vec<u32> = self.agent_pid().into_iter().collect();
                 let pids = Message::new("cluster-pids", json!(agent)).to_pid(pid);
                 self.messenger.send_from_master(&pids);
@@ -564,6 +649,9 @@ impl Cluster {
         let uptime = live.started.elapsed();
         live.outbox.close();
         self.messenger.remove(pid);
+        if let (Some(h), Role::App) = (&self.handoff, name.role) {
+            h.detach(name.id);
+        }
         self.publish_workers();
         match phase {
             Phase::Stopping { .. } => tracing::info!("{name} exited with {exit}"),
@@ -658,6 +746,9 @@ impl Cluster {
         };
         let name = slot.name().expect("live");
         self.messenger.remove(pid);
+        if let (Some(h), Role::App) = (&self.handoff, name.role) {
+            h.detach(name.id);
+        }
         match closed {
             Closed::Eof => tracing::debug!("{name} closed its channel"),
             Closed::Abuse(_) => {
@@ -735,7 +826,19 @@ impl Cluster {
         self.next_stop_stage(0);
     }
 
+    fn outbox_of(&self, pid: u32) -> Option<Rc<Outbox>> {
+        self.apps
+            .iter()
+            .filter_map(|s| s.live.as_ref())
+            .find(|l| l.pid == pid)
+            .map(|l| l.outbox.clone())
+    }
+
     fn next_stop_stage(&mut self, from: u32) {
+        if let Some(task) = self.accept_task.take() {
+            // New connections are refused from now on rather than handed to stopping workers.
+            task.abort();
+        }
         let mut stage = from + 1;
         while stage <= 2 && self.stage_workers(stage).is_empty() {
             stage += 1;

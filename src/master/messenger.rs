@@ -11,6 +11,7 @@ use crate::channel::{HIGH_WATER, Outbox, Refused};
 use crate::master::worker::{Role, WorkerName};
 use crate::protocol::message::Header;
 use crate::protocol::{Endpoint, Message};
+use crate::sticky::handoff::ACK_ACTION;
 use std::cell::RefCell;
 use std::rc::Rc;
 use tokio::sync::mpsc::UnboundedSender;
@@ -52,6 +53,12 @@ pub enum Outcome {
     ToMaster(Message),
     /// One of Node's internal messages, answered or ignored here.
     NodeInternal,
+    /// A clutch worker took this many handed-over sockets.
+    HandoffAck(usize),
+    /// A Node worker took the handle in flight.
+    NodeAck,
+    /// A Node worker could not take the handle in flight.
+    NodeNack,
     /// A blank line; ignored.
     Blank,
     /// Not a valid message; dropped. Says why.
@@ -162,18 +169,25 @@ impl Messenger {
             .as_deref()
             .is_some_and(|c| c.starts_with("NODE_"))
         {
-            self.node_internal(src, &header);
-            return Outcome::NodeInternal;
+            return self.node_internal(src, &header);
         }
         let Some(action) = header.action.as_deref() else {
             return Outcome::Bad("no `action`".into());
         };
+        if action == ACK_ACTION && src.endpoint == Endpoint::App {
+            return match serde_json::from_str::<AckLine>(text) {
+                Ok(a) => Outcome::HandoffAck(a.data),
+                Err(e) => Outcome::Bad(format!("bad {ACK_ACTION}: {e}")),
+            };
+        }
         let to = match header.to.as_deref() {
             None => None,
             Some(t) => match Endpoint::parse(t) {
                 Some(e) => Some(e),
                 None => {
-                    return Outcome::Bad(format!("`to` is `{t}`; use master, parent, app or agent"));
+                    return Outcome::Bad(format!(
+                        "`to` is `{t}`; use master, parent, app or agent"
+                    ));
                 }
             },
         };
@@ -310,14 +324,26 @@ impl Messenger {
     }
 
     /// Node's internal messages: a handle a Node child sends the master is acknowledged (and
-    /// closed, as clutch has no use for it); the rest need no answer.
-    fn node_internal(&self, src: &Source, header: &Header<'_>) {
-        if header.cmd.as_deref() == Some("NODE_HANDLE")
-            && let Some(outbox) = &src.outbox
-        {
-            let _ = outbox.push(&[br#"{"cmd":"NODE_HANDLE_ACK"}"#]);
+    /// closed, as clutch has no use for it); acknowledgements of the master's handles go to
+    /// the handoff; the rest need no answer.
+    fn node_internal(&self, src: &Source, header: &Header<'_>) -> Outcome {
+        match header.cmd.as_deref() {
+            Some("NODE_HANDLE") => {
+                if let Some(outbox) = &src.outbox {
+                    let _ = outbox.push(&[br#"{"cmd":"NODE_HANDLE_ACK"}"#]);
+                }
+                Outcome::NodeInternal
+            }
+            Some("NODE_HANDLE_ACK") => Outcome::NodeAck,
+            Some("NODE_HANDLE_NACK") => Outcome::NodeNack,
+            _ => Outcome::NodeInternal,
         }
     }
+}
+
+#[derive(serde::Deserialize)]
+struct AckLine {
+    data: usize,
 }
 
 fn parse_parts(parts: &[&[u8]]) -> Result<Message, serde_json::Error> {

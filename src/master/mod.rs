@@ -7,6 +7,7 @@
 
 pub mod lifecycle;
 pub mod messenger;
+pub mod readiness;
 pub mod restart;
 pub mod spawn;
 pub mod tasks;
@@ -152,6 +153,32 @@ impl MasterBuilder {
         self
     }
 
+    /// Sticky mode: the master accepts on the port and hands each connection to an app
+    /// worker chosen by client address.
+    pub fn sticky(mut self) -> Self {
+        self.settings.listen = crate::config::ListenMode::Sticky;
+        self
+    }
+
+    /// Workers bind the port themselves with SO_REUSEPORT.
+    pub fn reuseport(mut self) -> Self {
+        self.settings.listen = crate::config::ListenMode::ReusePort;
+        self
+    }
+
+    /// Sticky mode: read a PROXY protocol header (v1 or v2) for the client address.
+    pub fn proxy_protocol(mut self, timeout: Duration) -> Self {
+        self.settings.proxy_protocol = true;
+        self.settings.proxy_timeout = timeout;
+        self
+    }
+
+    /// How app workers receive handed-over sockets.
+    pub fn app_dialect(mut self, dialect: crate::config::Dialect) -> Self {
+        self.settings.app_dialect = dialect;
+        self
+    }
+
     /// The longest line a worker may send.
     pub fn max_message_size(mut self, bytes: usize) -> Self {
         self.settings.max_message_size = bytes;
@@ -242,10 +269,7 @@ impl MasterBuilder {
             .map_err(|e| Error::io("cannot start the master's runtime", e))?;
         let local = tokio::task::LocalSet::new();
         let result = local.block_on(&runtime, async move {
-            let listener = match settings.port {
-                Some(port) => Some(crate::listen::bind_shared(&settings.host, port)?),
-                None => None,
-            };
+            let port = crate::listen::bind(&settings)?;
             if let Some(path) = &settings.pid_file {
                 write_pid_file(path)?;
             }
@@ -280,6 +304,7 @@ impl MasterBuilder {
                     stream.clone(),
                     src,
                     messenger.clone(),
+                    None,
                     events.clone(),
                     settings.max_message_size,
                 ));
@@ -291,7 +316,7 @@ impl MasterBuilder {
                 settings,
                 app,
                 agent,
-                listener,
+                port,
                 handle_signals: self.handle_signals,
             };
             lifecycle::run(plan, messenger, events, inbox, published).await

@@ -5,6 +5,7 @@ use crate::channel::{self, Outbox};
 use crate::master::lifecycle::Event;
 use crate::master::messenger::{Messenger, Outcome, Source};
 use crate::protocol::codec::LineBuffer;
+use crate::sticky::handoff::Handoff;
 use crate::sys::process::{Exit, Signal, signal_group};
 use std::rc::Rc;
 use std::time::Duration;
@@ -29,10 +30,12 @@ pub async fn read_channel(
     stream: Rc<UnixStream>,
     src: Source,
     messenger: Rc<Messenger>,
+    handoff: Option<Rc<Handoff>>,
     events: UnboundedSender<Event>,
     max_line: usize,
 ) {
     let pid = src.worker.map_or(0, |w| w.pid);
+    let slot = src.worker.map_or(0, |w| w.id);
     let who = match src.worker {
         Some(w) => w.to_string(),
         None => "the parent channel".to_string(),
@@ -49,6 +52,21 @@ pub async fn read_channel(
             match lines.next_line() {
                 Ok(Some(line)) => match messenger.route(&src, line) {
                     Outcome::Routed(_) | Outcome::NodeInternal | Outcome::Blank => {}
+                    Outcome::HandoffAck(n) => {
+                        if let Some(h) = &handoff {
+                            h.on_ack(slot, n);
+                        }
+                    }
+                    Outcome::NodeAck => {
+                        if let Some(h) = &handoff {
+                            h.on_node_ack(slot);
+                        }
+                    }
+                    Outcome::NodeNack => {
+                        if let Some(h) = &handoff {
+                            h.on_node_nack(slot);
+                        }
+                    }
                     Outcome::Ready => {
                         let _ = events.send(Event::Ready { pid });
                     }

@@ -2,4 +2,6 @@
 //! that carries the real client behind a load balancer.
 
 pub mod affinity;
+pub mod handoff;
+pub mod listener;
 pub mod proxy_protocol;

@@ -6,3 +6,4 @@
 pub mod fdpass;
 pub mod guard;
 pub mod process;
+pub mod socket;

@@ -121,6 +121,7 @@ impl Worker {
             stream.clone(),
             msg_tx,
             conn_tx,
+            out_tx.clone(),
             shared.clone(),
         ));
         tokio::spawn(reader::write_loop(stream, out_rx));
@@ -247,6 +248,38 @@ impl Worker {
     /// The connections a sticky master hands over, in order (once; `None` after).
     pub fn take_handoffs(&mut self) -> Option<mpsc::UnboundedReceiver<Connection>> {
         self.connections.take()
+    }
+
+    /// This worker's listener on the cluster's port: the socket the master shares
+    /// (`LISTEN_FDS`), or in reuseport mode one bound here with SO_REUSEPORT. `None` when
+    /// the cluster has no port, or in sticky mode (see [`take_handoffs`](Self::take_handoffs)).
+    pub fn listener(&mut self) -> std::io::Result<Option<tokio::net::TcpListener>> {
+        if let Some(l) = self.take_listeners()?.into_iter().next() {
+            return Ok(Some(l));
+        }
+        let (Some(port), Ok("1")) = (self.port, std::env::var("CLUTCH_REUSEPORT").as_deref())
+        else {
+            return Ok(None);
+        };
+        let host = std::env::var("CLUTCH_HOST").unwrap_or_else(|_| "0.0.0.0".into());
+        let ip: std::net::IpAddr = host.parse().map_err(|_| {
+            std::io::Error::new(
+                std::io::ErrorKind::InvalidInput,
+                format!("CLUTCH_HOST `{host}` is not an IP address"),
+            )
+        })?;
+        let addr = std::net::SocketAddr::new(ip, port);
+        let socket = socket2::Socket::new(
+            socket2::Domain::for_address(addr),
+            socket2::Type::STREAM,
+            None,
+        )?;
+        socket.set_reuse_address(true)?;
+        socket.set_reuse_port(true)?;
+        socket.set_nonblocking(true)?;
+        socket.bind(&addr.into())?;
+        socket.listen(4096)?;
+        tokio::net::TcpListener::from_std(socket.into()).map(Some)
     }
 
     /// Takes the listening sockets the master shares (`LISTEN_FDS`), as tokio listeners.

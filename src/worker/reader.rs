@@ -14,13 +14,13 @@ use tokio::io::Interest;
 use tokio::net::UnixStream;
 use tokio::sync::mpsc;
 
-/// The action of a handed-off connection (the socket travels with the line).
-pub const CONNECTION_ACTION: &str = "clutch:connection";
+use crate::sticky::handoff::{ACK_ACTION, CONNECTION_ACTION};
 
 pub(crate) async fn read_loop(
     stream: Arc<UnixStream>,
     messages: mpsc::UnboundedSender<Message>,
     connections: mpsc::UnboundedSender<Connection>,
+    out: mpsc::UnboundedSender<Vec<u8>>,
     shared: Arc<Shared>,
 ) {
     let mut lines = LineBuffer::new(usize::MAX / 2);
@@ -44,6 +44,7 @@ pub(crate) async fn read_loop(
         }
         lines.filled(n);
         pending.extend(fds.drain(..));
+        let mut taken = 0usize;
         while let Ok(Some(line)) = lines.next_line() {
             let msg = match Message::from_line(line) {
                 Ok(m) => m,
@@ -55,8 +56,11 @@ pub(crate) async fn read_loop(
                 }
             };
             if msg.action == CONNECTION_ACTION {
-                if let Some(conn) = pending.pop_front().and_then(|fd| connection(fd, &msg)) {
-                    let _ = connections.send(conn);
+                if let Some(fd) = pending.pop_front() {
+                    taken += 1;
+                    if let Some(conn) = connection(fd, &msg) {
+                        let _ = connections.send(conn);
+                    }
                 }
                 continue;
             }
@@ -66,6 +70,12 @@ pub(crate) async fn read_loop(
                 *shared.cluster_pids.lock().expect("cluster pids lock") = pids;
             }
             let _ = messages.send(msg);
+        }
+        if taken > 0 {
+            // The master holds its copy of each socket until told, so that one this process
+            // never took can go to another worker.
+            let _ = out
+                .send(format!("{{\"action\":\"{ACK_ACTION}\",\"data\":{taken}}}\n").into_bytes());
         }
     }
     if shared.exit_on_disconnect.load(Ordering::Relaxed) {
