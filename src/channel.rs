@@ -182,12 +182,20 @@ impl Outbox {
         let mut q = self.inner.borrow_mut();
         let q = &mut *q;
         let start = q.head;
-        let (n, sent_fd) = match q.fds.front() {
-            Some((at, fd)) if *at == start => {
-                let end = q.fds.get(1).map_or(q.buf.len(), |(next, _)| *next);
+        let (n, sent_fds) = match q.fds.front() {
+            Some((at, _)) if *at == start => {
+                // Consecutive sockets go out together: one sendmsg carries up to
+                // MAX_FDS_PER_READ of them with the bytes of their lines; the receiver pairs
+                // them with their lines in order.
+                let n = q.fds.len().min(fdpass::MAX_FDS_PER_READ);
+                let end = q.fds.get(n).map_or(q.buf.len(), |(next, _)| *next);
+                let mut raw = [0 as RawFd; fdpass::MAX_FDS_PER_READ];
+                for (slot, (_, fd)) in raw.iter_mut().zip(q.fds.iter()) {
+                    *slot = *fd;
+                }
                 (
-                    fdpass::send_with_fds(sock, &q.buf[start..end], &[fd.as_raw_fd()])?,
-                    true,
+                    fdpass::send_with_fds(sock, &q.buf[start..end], &raw[..n])?,
+                    n,
                 )
             }
             next => {
@@ -200,12 +208,10 @@ impl Outbox {
                 if n < 0 {
                     return Err(io::Error::last_os_error());
                 }
-                (n as usize, false)
+                (n as usize, 0)
             }
         };
-        if sent_fd {
-            q.fds.pop_front();
-        }
+        q.fds.drain(..sent_fds);
         q.head += n;
         if q.head == q.buf.len() {
             q.buf.clear();
@@ -262,6 +268,46 @@ pub async fn read_some(
             }
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
             Err(e) => return Err(e),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::net::UnixStream as StdStream;
+
+    #[test]
+    fn queued_fds_reach_the_peer_in_order_with_their_lines() {
+        let (a, b) = StdStream::pair().unwrap();
+        a.set_nonblocking(true).unwrap();
+        let files: Vec<std::fs::File> = (0..20).map(|_| tempfile::tempfile().unwrap()).collect();
+        let outbox = Outbox::new();
+        outbox.push(&[b"{\"action\":\"plain\"}"]).unwrap();
+        for f in &files {
+            outbox
+                .push_with_fd(b"{\"action\":\"fd\"}\n", f.as_raw_fd())
+                .unwrap();
+        }
+        while outbox.queued() > 0 {
+            outbox.write_some(a.as_raw_fd()).unwrap();
+        }
+        let mut lines = LineBuffer::new(1 << 20);
+        let mut fds = Vec::new();
+        let mut got = 0;
+        while got < 21 {
+            let n = fdpass::recv_with_fds(b.as_raw_fd(), lines.spare(), &mut fds).unwrap();
+            lines.filled(n);
+            while lines.next_line().unwrap().is_some() {
+                got += 1;
+            }
+        }
+        assert_eq!(fds.len(), 20);
+        // Same open files, same order: compare inode numbers.
+        use std::os::unix::fs::MetadataExt;
+        for (fd, f) in fds.into_iter().zip(&files) {
+            let got = std::fs::File::from(fd).metadata().unwrap().ino();
+            assert_eq!(got, f.metadata().unwrap().ino());
         }
     }
 }
