@@ -68,9 +68,11 @@ struct StartArgs {
     /// (a clutch:connection line) or auto (node for node commands) [default: auto].
     #[arg(long, value_name = "DIALECT")]
     app_dialect: Option<String>,
-    /// Like --app-dialect, for the agent [default: auto].
-    #[arg(long, value_name = "DIALECT")]
-    agent_dialect: Option<String>,
+    /// With the node dialect, the message that comes with each socket: this string instead
+    /// of the clutch:connection object. egg-cluster app workers expect
+    /// `sticky-session:connection`.
+    #[arg(long, value_name = "STRING")]
+    node_sticky_message: Option<String>,
     /// When a worker is ready: `message` (it sends agent-start / app-start), `spawn` (at
     /// once), `delay:MS` (MS after spawn, if alive), `notify` (it sends READY=1 to its own
     /// NOTIFY_SOCKET, as with systemd) or `tcp:PORT` (a connect to 127.0.0.1:PORT succeeds)
@@ -201,8 +203,8 @@ fn settings(a: StartArgs) -> Result<Settings, ConfigError> {
     if let Some(v) = a.app_dialect {
         s.app_dialect = v.parse::<Dialect>().map_err(|m| flag("app-dialect", m))?;
     }
-    if let Some(v) = a.agent_dialect {
-        s.agent_dialect = v.parse::<Dialect>().map_err(|m| flag("agent-dialect", m))?;
+    if let Some(v) = a.node_sticky_message {
+        s.node_sticky_message = Some(v);
     }
     if let Some(v) = a.ready {
         s.ready = v.parse::<ReadyMode>().map_err(|m| flag("ready", m))?;

@@ -183,8 +183,12 @@ pub struct Settings {
     pub proxy_protocol: bool,
     /// How long a PROXY header may take to arrive.
     pub proxy_timeout: Duration,
+    /// How app workers receive handed-over sockets (only app workers receive them).
     pub app_dialect: Dialect,
-    pub agent_dialect: Dialect,
+    /// Node dialect: send this string as the handle's message instead of the
+    /// `clutch:connection` object (egg-cluster's app workers expect
+    /// `sticky-session:connection`).
+    pub node_sticky_message: Option<String>,
 }
 
 impl Default for Settings {
@@ -210,7 +214,7 @@ impl Default for Settings {
             proxy_protocol: false,
             proxy_timeout: Duration::from_millis(3_000),
             app_dialect: Dialect::Auto,
-            agent_dialect: Dialect::Auto,
+            node_sticky_message: None,
         }
     }
 }
@@ -306,7 +310,7 @@ pub struct FileSettings {
     proxy_protocol: Option<bool>,
     proxy_timeout: Option<u64>,
     app_dialect: Option<String>,
-    agent_dialect: Option<String>,
+    node_sticky_message: Option<String>,
 }
 
 impl FileSettings {
@@ -420,8 +424,8 @@ impl FileSettings {
         if let Some(v) = self.app_dialect {
             s.app_dialect = v.parse().map_err(|m| in_file("app-dialect", m))?;
         }
-        if let Some(v) = self.agent_dialect {
-            s.agent_dialect = v.parse().map_err(|m| in_file("agent-dialect", m))?;
+        if let Some(v) = self.node_sticky_message {
+            s.node_sticky_message = Some(v);
         }
         s.validate().map_err(|e| match e {
             ConfigError::Value { key, message } => in_file(&key, message),

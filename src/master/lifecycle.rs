@@ -187,7 +187,10 @@ pub async fn run(
     let (handoff, accept_task) = match &mut plan.port {
         PortPlan::Sticky { listener, .. } => {
             let dialect = plan.settings.app_dialect.resolve(&plan.app);
-            let handoff = Rc::new(Handoff::new(plan.settings.workers, dialect));
+            let handoff = Rc::new(
+                Handoff::new(plan.settings.workers, dialect)
+                    .with_node_message(plan.settings.node_sticky_message.as_deref()),
+            );
             let proxy = plan
                 .settings
                 .proxy_protocol

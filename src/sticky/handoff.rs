@@ -79,6 +79,9 @@ pub struct Stats {
 /// The master's connection router.
 pub struct Handoff {
     dialect: Dialect,
+    /// Node dialect: a JSON string sent as the handle's message instead of the
+    /// `clutch:connection` object.
+    node_message: Option<String>,
     slots: RefCell<Vec<Slot>>,
     live: RefCell<Vec<bool>>,
     waiting: RefCell<VecDeque<Pending>>,
@@ -91,12 +94,20 @@ impl Handoff {
     pub fn new(workers: usize, dialect: Dialect) -> Handoff {
         Handoff {
             dialect,
+            node_message: None,
             slots: RefCell::new((0..workers).map(|_| Slot::default()).collect()),
             live: RefCell::new(vec![false; workers]),
             waiting: RefCell::new(VecDeque::new()),
             line: RefCell::new(Vec::with_capacity(256)),
             stats: Cell::new(Stats::default()),
         }
+    }
+
+    /// Node dialect: send `message` (a plain string, as egg-cluster's
+    /// `sticky-session:connection`) with each handle instead of the connection object.
+    pub fn with_node_message(mut self, message: Option<&str>) -> Handoff {
+        self.node_message = message.map(|m| serde_json::to_string(m).expect("a string serializes"));
+        self
     }
 
     /// The counters so far.
@@ -205,6 +216,11 @@ impl Handoff {
         line.clear();
         if self.dialect == Dialect::Node {
             line.extend_from_slice(br#"{"cmd":"NODE_HANDLE","type":"net.Socket","msg":"#);
+            if let Some(m) = &self.node_message {
+                line.extend_from_slice(m.as_bytes());
+                line.extend_from_slice(b"}\n");
+                return;
+            }
         }
         let peer = canonical(p.peer);
         let local = canonical(p.local);
@@ -373,6 +389,15 @@ mod tests {
         assert_eq!(h.unacked(1), 1);
         h.on_node_ack(1);
         assert_eq!(h.unacked(1), 0);
+    }
+
+    #[test]
+    fn node_message_can_be_egg_clusters_string() {
+        let h = Handoff::new(1, Dialect::Node).with_node_message(Some("sticky-session:connection"));
+        let mut line = Vec::new();
+        h.write_line(&mut line, &conn("10.0.0.1:1"));
+        let v: serde_json::Value = serde_json::from_slice(&line).unwrap();
+        assert_eq!(v["msg"], "sticky-session:connection");
     }
 
     #[test]
