@@ -159,6 +159,20 @@ impl Outbox {
         }
     }
 
+    /// Resolves once everything queued has been written (or the outbox closed).
+    pub async fn flushed(&self) {
+        loop {
+            let notified = self.drained.notified();
+            {
+                let q = self.inner.borrow();
+                if q.closed || (q.queued() == 0 && q.held.is_empty()) {
+                    return;
+                }
+            }
+            notified.await;
+        }
+    }
+
     /// Refuses further lines, drops what is queued, and stops the writer.
     pub fn close(&self) {
         let mut q = self.inner.borrow_mut();

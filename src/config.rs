@@ -50,17 +50,27 @@ impl FromStr for ReadyMode {
         match s {
             "message" => Ok(ReadyMode::Message),
             "spawn" => Ok(ReadyMode::Spawn),
-            _ => match s.strip_prefix("delay:") {
-                Some(ms) => ms
-                    .parse::<u64>()
-                    .map(|ms| ReadyMode::Delay(Duration::from_millis(ms)))
-                    .map_err(|_| {
-                        format!("`{s}`: the delay must be whole milliseconds, as in delay:500")
-                    }),
-                None => Err(format!(
-                    "`{s}` is not a ready mode; use message, spawn or delay:MS"
-                )),
-            },
+            "notify" => Ok(ReadyMode::Notify),
+            _ => {
+                if let Some(ms) = s.strip_prefix("delay:") {
+                    ms.parse::<u64>()
+                        .map(|ms| ReadyMode::Delay(Duration::from_millis(ms)))
+                        .map_err(|_| {
+                            format!("`{s}`: the delay must be whole milliseconds, as in delay:500")
+                        })
+                } else if let Some(port) = s.strip_prefix("tcp:") {
+                    match port.parse::<u16>() {
+                        Ok(p) if p > 0 => Ok(ReadyMode::Tcp(p)),
+                        _ => Err(format!(
+                            "`{s}`: the port must be a number from 1 to 65535, as in tcp:8080"
+                        )),
+                    }
+                } else {
+                    Err(format!(
+                        "`{s}` is not a ready mode; use message, spawn, delay:MS, notify or tcp:PORT"
+                    ))
+                }
+            }
         }
     }
 }
@@ -490,6 +500,9 @@ mod tests {
         );
         assert!("delay:x".parse::<ReadyMode>().is_err());
         assert!("later".parse::<ReadyMode>().is_err());
+        assert_eq!("notify".parse(), Ok(ReadyMode::Notify));
+        assert_eq!("tcp:8080".parse(), Ok(ReadyMode::Tcp(8080)));
+        assert!("tcp:0".parse::<ReadyMode>().is_err());
     }
 }
 

@@ -409,7 +409,12 @@ impl Cluster {
             Err(e) => {
                 tracing::error!("cannot register the channel of {name}: {e}");
                 let _ = signal_group(pid, Signal::SIGKILL);
-                spawn_local(tasks::wait_child(spawned.child, pid, self.events.clone()));
+                spawn_local(tasks::wait_child(
+                    spawned.child,
+                    pid,
+                    self.events.clone(),
+                    None,
+                ));
                 return;
             }
         };
@@ -426,6 +431,7 @@ impl Cluster {
             worker: Some(name),
             outbox: Some(outbox.clone()),
         };
+        let (channel_done, channel_closed) = tokio::sync::oneshot::channel();
         spawn_local(tasks::read_channel(
             stream.clone(),
             src,
@@ -433,9 +439,15 @@ impl Cluster {
             self.handoff.clone(),
             self.events.clone(),
             s.max_message_size,
+            Some(channel_done),
         ));
         spawn_local(tasks::write_channel(stream, outbox.clone()));
-        spawn_local(tasks::wait_child(spawned.child, pid, self.events.clone()));
+        spawn_local(tasks::wait_child(
+            spawned.child,
+            pid,
+            self.events.clone(),
+            Some(channel_closed),
+        ));
 
         let timeout = s.ready_timeout;
         let events = self.events.clone();

@@ -27,6 +27,10 @@ use std::time::Duration;
 use tokio::sync::{mpsc, watch};
 pub use worker::{Role, WorkerInfo, WorkerName};
 
+/// How long the master waits, when it is done, for the parent channel to take what is
+/// queued for it.
+const PARENT_FLUSH: Duration = Duration::from_secs(2);
+
 /// What `cluster-ready` carries.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct ClusterInfo {
@@ -294,6 +298,7 @@ impl MasterBuilder {
                 (None, None) => (ParentSink::None, None),
             };
             let messenger = Rc::new(Messenger::new(sink));
+            let mut parent_outbox = None;
             if let Some((stream, outbox)) = parent_stream {
                 let src = Source {
                     endpoint: crate::protocol::Endpoint::Parent,
@@ -307,8 +312,10 @@ impl MasterBuilder {
                     None,
                     events.clone(),
                     settings.max_message_size,
+                    None,
                 ));
-                tokio::task::spawn_local(tasks::write_channel(stream, outbox));
+                tokio::task::spawn_local(tasks::write_channel(stream, outbox.clone()));
+                parent_outbox = Some(outbox);
             }
             let app = settings.app.clone().unwrap_or_default();
             let agent = settings.agent.clone();
@@ -319,7 +326,12 @@ impl MasterBuilder {
                 port,
                 handle_signals: self.handle_signals,
             };
-            lifecycle::run(plan, messenger, events, inbox, published).await
+            let result = lifecycle::run(plan, messenger, events, inbox, published).await;
+            if let Some(outbox) = parent_outbox {
+                // The last words (`agent-worker-died`, ...) must reach the parent.
+                let _ = tokio::time::timeout(PARENT_FLUSH, outbox.flushed()).await;
+            }
+            result
         });
         if let Some(path) = &pid_file {
             let _ = std::fs::remove_file(path);

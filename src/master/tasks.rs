@@ -11,6 +11,7 @@ use std::rc::Rc;
 use std::time::Duration;
 use tokio::net::UnixStream;
 use tokio::sync::mpsc::UnboundedSender;
+use tokio::sync::oneshot;
 
 /// How long a reader waits for a congested destination before reading on.
 const CONGESTION_WAIT: Duration = Duration::from_millis(50);
@@ -33,6 +34,7 @@ pub async fn read_channel(
     handoff: Option<Rc<Handoff>>,
     events: UnboundedSender<Event>,
     max_line: usize,
+    done: Option<oneshot::Sender<()>>,
 ) {
     let pid = src.worker.map_or(0, |w| w.pid);
     let slot = src.worker.map_or(0, |w| w.id);
@@ -106,6 +108,9 @@ pub async fn read_channel(
         );
     }
     let _ = events.send(Event::ChannelClosed { pid, closed });
+    if let Some(done) = done {
+        let _ = done.send(());
+    }
 }
 
 /// Writes what is routed to `outbox` onto `stream`.
@@ -114,12 +119,18 @@ pub async fn write_channel(stream: Rc<UnixStream>, outbox: Rc<Outbox>) {
     outbox.close();
 }
 
+/// How long an exited worker's channel may take to reach end of file, so that what it
+/// wrote before exiting is routed before its death is announced.
+const DRAIN_AFTER_EXIT: Duration = Duration::from_millis(500);
+
 /// Owns the child: the only task that reaps it. When it exits, whatever it left in its
-/// process group (a grandchild that ignored SIGTERM, say) is killed with it.
+/// process group (a grandchild that ignored SIGTERM, say) is killed with it, and its
+/// channel is read to the end (`channel_done`) before the exit is reported.
 pub async fn wait_child(
     mut child: tokio::process::Child,
     pid: u32,
     events: UnboundedSender<Event>,
+    channel_done: Option<oneshot::Receiver<()>>,
 ) {
     let exit = match child.wait().await {
         Ok(status) => Exit::from_status(status),
@@ -132,5 +143,8 @@ pub async fn wait_child(
         }
     };
     let _ = signal_group(pid, Signal::SIGKILL);
+    if let Some(done) = channel_done {
+        let _ = tokio::time::timeout(DRAIN_AFTER_EXIT, done).await;
+    }
     let _ = events.send(Event::Exited { pid, exit });
 }
