@@ -29,8 +29,10 @@
 //! - Per child: the master holds one end of a `socketpair`; the child inherits the other at
 //!   `CLUTCH_CHANNEL_FD` (also `NODE_CHANNEL_FD`, so Node's `process.send` works as is).
 //!   [`master::tasks::wait_child`] is the only reaper of a child.
-//! - With `--port`, the master binds the socket once ([`listen`]) and app workers inherit it
-//!   from fd 3 (`LISTEN_FDS`); the channel comes after it.
+//! - With `--port`, the master binds the port before any worker starts ([`listen`]):
+//!   shared (app workers inherit the listening socket from fd 3, `LISTEN_FDS`; the channel
+//!   comes after it), sticky (the master accepts; see below) or reuseport (workers bind it
+//!   with `SO_REUSEPORT`; the master only reserves it).
 //!
 //! ## Message flow
 //! bytes on a channel → [`protocol::codec::LineBuffer`] cuts lines →
@@ -38,6 +40,15 @@
 //! the channel's endpoint → each destination's [`channel::Outbox`] → its writer task. The
 //! lifecycle loop only hears of what concerns it (readiness, messages to the master,
 //! channels closing, exits). Nothing reaches back up.
+//!
+//! ## Connection flow (sticky mode)
+//! a connection arrives on the listener → [`sticky::listener::accept_loop`] accepts it
+//! non-blocking (reading a PROXY header first with `--proxy-protocol`) →
+//! [`sticky::handoff::Handoff`] picks the slot ([`sticky::affinity`], a rendezvous hash of
+//! client IP and slot id) → the slot's outbox carries the fd (`SCM_RIGHTS`) on a
+//! `clutch:connection` line, or Node's `NODE_HANDLE` → the worker acknowledges it and the
+//! master closes its copy. Until then the master holds the socket, so a connection whose
+//! worker died goes to the next live slot.
 //!
 //! ## Library
 //! - [`Master`] (built with [`Master::builder`]) runs a cluster from Rust: await
@@ -48,6 +59,8 @@
 //! ## Caveats
 //! - A grandchild that leaves its process group (`setsid`) escapes the group signals and
 //!   the guard.
+//! - A connection a worker acknowledged is its own: if that worker then dies, the
+//!   connection dies with it.
 //! - Process groups are signalled by number; after a group's last member is reaped the
 //!   number could in theory be reused before the master forgets it. Each group is killed
 //!   right when its leader is reaped, which keeps that window tiny.
