@@ -16,6 +16,11 @@ use tokio::sync::mpsc;
 
 use crate::sticky::handoff::{ACK_ACTION, CONNECTION_ACTION};
 
+/// Sockets taken before an ack goes at once.
+const ACK_BATCH: usize = 32;
+/// The longest a taken socket waits to be acknowledged.
+const ACK_DELAY: std::time::Duration = std::time::Duration::from_millis(5);
+
 pub(crate) async fn read_loop(
     stream: Arc<UnixStream>,
     messages: mpsc::UnboundedSender<Message>,
@@ -26,9 +31,26 @@ pub(crate) async fn read_loop(
     let mut lines = LineBuffer::new(usize::MAX / 2);
     let mut fds: Vec<OwnedFd> = Vec::new();
     let mut pending: VecDeque<OwnedFd> = VecDeque::new();
+    let mut unacked = 0usize;
+    let mut ack_due: Option<tokio::time::Instant> = None;
+    let ack = |n: &mut usize, due: &mut Option<tokio::time::Instant>| {
+        let _ = out.send(format!("{{\"action\":\"{ACK_ACTION}\",\"data\":{n}}}\n").into_bytes());
+        *n = 0;
+        *due = None;
+    };
     loop {
         let n = loop {
-            if stream.readable().await.is_err() {
+            let ready = match ack_due {
+                Some(due) => tokio::select! {
+                    r = stream.readable() => r,
+                    _ = tokio::time::sleep_until(due) => {
+                        ack(&mut unacked, &mut ack_due);
+                        continue;
+                    }
+                },
+                None => stream.readable().await,
+            };
+            if ready.is_err() {
                 break 0;
             }
             match stream.try_io(Interest::READABLE, || {
@@ -71,11 +93,13 @@ pub(crate) async fn read_loop(
             }
             let _ = messages.send(msg);
         }
-        if taken > 0 {
-            // The master holds its copy of each socket until told, so that one this process
-            // never took can go to another worker.
-            let _ = out
-                .send(format!("{{\"action\":\"{ACK_ACTION}\",\"data\":{taken}}}\n").into_bytes());
+        // The master holds its copy of each socket until told, so that one this process
+        // never took can go to another worker. Acks are batched: each one wakes the master.
+        unacked += taken;
+        if unacked >= ACK_BATCH {
+            ack(&mut unacked, &mut ack_due);
+        } else if unacked > 0 && ack_due.is_none() {
+            ack_due = Some(tokio::time::Instant::now() + ACK_DELAY);
         }
     }
     if shared.exit_on_disconnect.load(Ordering::Relaxed) {
