@@ -215,11 +215,6 @@ pub fn socket_inodes(pid: u32) -> Vec<u64> {
         .collect()
 }
 
-/// Whether something accepts on `127.0.0.1:port` now.
-pub fn accepts(port: u16) -> bool {
-    TcpStream::connect_timeout(&SocketAddr::from(([127, 0, 0, 1], port)), DEADLINE).is_ok()
-}
-
 /// The path of a file in `fixtures/`.
 pub fn fixture_file(name: &str) -> String {
     format!("{}/fixtures/{name}", env!("CARGO_MANIFEST_DIR"))
