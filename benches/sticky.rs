@@ -127,6 +127,9 @@ struct Figures {
     errors: u64,
     elapsed: Duration,
     master_ticks: u64,
+    /// The master's on-CPU time in ns, from the scheduler (`/proc/<pid>/task/*/schedstat`):
+    /// exact, where ticks are sampled.
+    master_ns: u64,
     workers_ticks: u64,
     load_ticks: u64,
     /// Busy ticks of the whole box, all cores.
@@ -141,6 +144,7 @@ impl Figures {
             t.errors += f.errors;
             t.elapsed += f.elapsed;
             t.master_ticks += f.master_ticks;
+            t.master_ns += f.master_ns;
             t.workers_ticks += f.workers_ticks;
             t.load_ticks += f.load_ticks;
             t.box_ticks += f.box_ticks;
@@ -157,7 +161,7 @@ impl Figures {
     }
 
     fn master_us(&self) -> f64 {
-        self.per_conn_us(self.master_ticks)
+        self.master_ns as f64 / 1e3 / self.completed.max(1) as f64
     }
 
     /// Cores kept busy by `ticks` over the interval.
@@ -206,6 +210,7 @@ fn run(round: usize, mode: Mode, clients: usize) -> Figures {
         errors: total.errors,
         elapsed,
         master_ticks: after.master - before.master,
+        master_ns: after.master_ns - before.master_ns,
         workers_ticks: after.workers - before.workers,
         load_ticks: after.load - before.load,
         box_ticks: after.busy - before.busy,
@@ -226,9 +231,10 @@ fn run(round: usize, mode: Mode, clients: usize) -> Figures {
         spread.join("/")
     );
     println!(
-        "  CPU per connection: master {:.2} us ({} ticks), workers {:.2} us, load generator \
-         {:.2} us; cores busy: {:.2} by the bench, {:.2} by the rest of the box",
+        "  CPU per connection: master {:.2} us (schedstat; {:.2} us by {} ticks), workers {:.2} us, \
+         load generator {:.2} us; cores busy: {:.2} by the bench, {:.2} by the rest of the box",
         f.master_us(),
+        f.per_conn_us(f.master_ticks),
         f.master_ticks,
         f.per_conn_us(f.workers_ticks),
         f.per_conn_us(f.load_ticks),
@@ -518,6 +524,7 @@ fn drain(
 
 struct Cpu {
     master: u64,
+    master_ns: u64,
     workers: u64,
     load: u64,
     /// Non-idle ticks of every core (`/proc/stat`).
@@ -528,6 +535,7 @@ impl Cpu {
     fn sample(master: u32, workers: &[u32]) -> Cpu {
         Cpu {
             master: ticks(&master.to_string()),
+            master_ns: on_cpu_ns(master),
             workers: workers.iter().map(|p| ticks(&p.to_string())).sum(),
             load: ticks("self"),
             busy: box_busy(),
@@ -562,6 +570,22 @@ fn ticks(pid: &str) -> u64 {
         .collect();
     let field = |n: usize| fields.get(n - 3).and_then(|v| v.parse::<u64>().ok());
     field(14).unwrap_or(0) + field(15).unwrap_or(0)
+}
+
+/// Time on CPU in ns of every thread of `pid` (the first field of each task's schedstat).
+fn on_cpu_ns(pid: u32) -> u64 {
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return 0;
+    };
+    tasks
+        .flatten()
+        .filter_map(|t| std::fs::read_to_string(t.path().join("schedstat")).ok())
+        .filter_map(|s| {
+            s.split_whitespace()
+                .next()
+                .and_then(|v| v.parse::<u64>().ok())
+        })
+        .sum()
 }
 
 fn clock_ticks_per_sec() -> f64 {

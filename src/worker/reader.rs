@@ -68,6 +68,17 @@ pub(crate) async fn read_loop(
         pending.extend(fds.drain(..));
         let mut taken = 0usize;
         while let Ok(Some(line)) = lines.next_line() {
+            if let Ok(handed) = serde_json::from_slice::<Handed>(line)
+                && handed.action == CONNECTION_ACTION
+            {
+                if let Some(fd) = pending.pop_front() {
+                    taken += 1;
+                    if let Some(conn) = connection(fd, &handed.data) {
+                        let _ = connections.send(conn);
+                    }
+                }
+                continue;
+            }
             let msg = match Message::from_line(line) {
                 Ok(m) => m,
                 Err(e) => {
@@ -77,15 +88,6 @@ pub(crate) async fn read_loop(
                     continue;
                 }
             };
-            if msg.action == CONNECTION_ACTION {
-                if let Some(fd) = pending.pop_front() {
-                    taken += 1;
-                    if let Some(conn) = connection(fd, &msg) {
-                        let _ = connections.send(conn);
-                    }
-                }
-                continue;
-            }
             if msg.action == "cluster-pids"
                 && let Ok(pids) = serde_json::from_value::<Vec<u32>>(msg.data.clone())
             {
@@ -119,18 +121,37 @@ async fn write_all(stream: &UnixStream, mut buf: &[u8]) -> std::io::Result<()> {
     Ok(())
 }
 
-fn connection(fd: OwnedFd, msg: &Message) -> Option<Connection> {
-    let addr = |ip: &str, port: &str| -> Option<SocketAddr> {
-        let ip: IpAddr = msg.data.get(ip)?.as_str()?.parse().ok()?;
-        let port = u16::try_from(msg.data.get(port)?.as_u64()?).ok()?;
-        Some(SocketAddr::new(ip, port))
+/// A `clutch:connection` line, read without building a generic message.
+#[derive(serde::Deserialize)]
+struct Handed<'a> {
+    #[serde(borrow)]
+    action: &'a str,
+    #[serde(borrow)]
+    data: Addresses<'a>,
+}
+
+#[derive(serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Addresses<'a> {
+    #[serde(borrow)]
+    remote_address: Option<&'a str>,
+    remote_port: Option<u16>,
+    #[serde(borrow)]
+    local_address: Option<&'a str>,
+    local_port: Option<u16>,
+}
+
+fn connection(fd: OwnedFd, a: &Addresses<'_>) -> Option<Connection> {
+    let addr = |ip: Option<&str>, port: Option<u16>| -> Option<SocketAddr> {
+        let ip: IpAddr = ip?.parse().ok()?;
+        Some(SocketAddr::new(ip, port?))
     };
+    // The master accepted it non-blocking (the flag belongs to the shared file description).
     let std = std::net::TcpStream::from(fd);
-    let _ = std.set_nonblocking(true);
     Some(Connection {
         stream: tokio::net::TcpStream::from_std(std).ok()?,
-        remote: addr("remoteAddress", "remotePort"),
-        local: addr("localAddress", "localPort"),
+        remote: addr(a.remote_address, a.remote_port),
+        local: addr(a.local_address, a.local_port),
     })
 }
 
