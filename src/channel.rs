@@ -191,6 +191,17 @@ impl Outbox {
         self.inner.borrow().closed
     }
 
+    /// Takes what is queued, as a writer would send it (for tests of the routing above).
+    #[cfg(test)]
+    pub fn drain_for_test(&self) -> Vec<u8> {
+        let mut q = self.inner.borrow_mut();
+        let out = q.buf[q.head..].to_vec();
+        q.buf.clear();
+        q.head = 0;
+        q.fds.clear();
+        out
+    }
+
     /// One non-blocking write of what is queued, up to the next fd boundary.
     fn write_some(&self, sock: RawFd) -> io::Result<usize> {
         let mut q = self.inner.borrow_mut();

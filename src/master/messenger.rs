@@ -211,19 +211,12 @@ impl Messenger {
                 let line = serde_json::to_vec(&v).expect("a JSON map serializes");
                 self.deliver(to, header.receiver_pid, &[&line])
             }
-            None => {
-                let rest = &body[1..];
-                if rest.trim_ascii_start().starts_with('}') {
-                    let p = prefix(src.endpoint);
-                    self.deliver(to, header.receiver_pid, &[&p[..p.len() - 1], b"}"])
-                } else {
-                    self.deliver(
-                        to,
-                        header.receiver_pid,
-                        &[prefix(src.endpoint), rest.as_bytes()],
-                    )
-                }
-            }
+            // The object has an `action`, so it is not empty: the prefix's comma fits.
+            None => self.deliver(
+                to,
+                header.receiver_pid,
+                &[prefix(src.endpoint), &body.as_bytes()[1..]],
+            ),
         }
     }
 
@@ -349,4 +342,173 @@ struct AckLine {
 fn parse_parts(parts: &[&[u8]]) -> Result<Message, serde_json::Error> {
     let line: Vec<u8> = parts.concat();
     Message::from_line(&line)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::master::worker::Role;
+
+    fn peer(role: Role, id: u32, pid: u32) -> (Peer, Rc<Outbox>) {
+        let outbox = Rc::new(Outbox::new());
+        let name = WorkerName { role, id, pid };
+        (
+            Peer {
+                name,
+                outbox: outbox.clone(),
+            },
+            outbox,
+        )
+    }
+
+    fn source(role: Role, id: u32, pid: u32) -> Source {
+        Source {
+            endpoint: match role {
+                Role::Agent => Endpoint::Agent,
+                Role::App => Endpoint::App,
+            },
+            worker: Some(WorkerName { role, id, pid }),
+            outbox: None,
+        }
+    }
+
+    /// An agent (pid 10) and two app workers (pids 11, 12), with their outboxes.
+    fn table() -> (Messenger, Rc<Outbox>, Rc<Outbox>, Rc<Outbox>) {
+        let m = Messenger::default();
+        let (a, agent) = peer(Role::Agent, 0, 10);
+        let (p1, app1) = peer(Role::App, 1, 11);
+        let (p2, app2) = peer(Role::App, 2, 12);
+        m.add(a);
+        m.add(p1);
+        m.add(p2);
+        (m, agent, app1, app2)
+    }
+
+    fn delivered(o: &Outbox) -> Vec<serde_json::Value> {
+        o.drain_for_test()
+            .split(|b| *b == b'\n')
+            .filter(|l| !l.is_empty())
+            .map(|l| serde_json::from_slice(l).unwrap())
+            .collect()
+    }
+
+    #[test]
+    fn from_is_stamped_when_absent_and_default_route_is_app_to_agent() {
+        let (m, agent, app1, _) = table();
+        let out = m.route(
+            &source(Role::App, 1, 11),
+            br#"{"action":"hi","data":[1,{"x":"y"}]}"#,
+        );
+        assert_eq!(out, Outcome::Routed(1));
+        let got = delivered(&agent);
+        assert_eq!(got[0]["from"], "app");
+        assert_eq!(got[0]["data"][1]["x"], "y");
+        assert!(delivered(&app1).is_empty());
+    }
+
+    #[test]
+    fn a_spoofed_from_is_rewritten() {
+        let (m, agent, _, _) = table();
+        m.route(
+            &source(Role::App, 1, 11),
+            br#"{"action":"hi","from":"master","to":"agent"}"#,
+        );
+        assert_eq!(delivered(&agent)[0]["from"], "app");
+    }
+
+    #[test]
+    fn receiver_pid_picks_one_app_worker() {
+        let (m, _, app1, app2) = table();
+        let out = m.route(
+            &source(Role::Agent, 0, 10),
+            br#"{"action":"x","to":"app","receiverPid":"12"}"#,
+        );
+        assert_eq!(out, Outcome::Routed(1));
+        assert!(delivered(&app1).is_empty());
+        assert_eq!(delivered(&app2)[0]["from"], "agent");
+        let out = m.route(
+            &source(Role::Agent, 0, 10),
+            br#"{"action":"x","to":"app","receiverPid":99}"#,
+        );
+        assert_eq!(out, Outcome::Routed(0));
+    }
+
+    #[test]
+    fn bare_string_gets_action_data_and_from() {
+        let (m, _, app1, app2) = table();
+        assert_eq!(
+            m.route(&source(Role::Agent, 0, 10), br#" { }"#),
+            Outcome::Bad("no `action`".into())
+        );
+        m.route(&source(Role::Agent, 0, 10), br#""ping""#);
+        for o in [&app1, &app2] {
+            let got = delivered(o);
+            assert_eq!(got.len(), 1);
+            assert_eq!(
+                got[0],
+                serde_json::json!({"action": "ping", "data": "ping", "from": "agent"})
+            );
+        }
+    }
+
+    #[test]
+    fn readiness_is_told_not_routed() {
+        let (m, agent, _, _) = table();
+        let out = m.route(
+            &source(Role::App, 1, 11),
+            br#"{"action":"app-start","to":"master"}"#,
+        );
+        assert_eq!(out, Outcome::Ready);
+        assert!(delivered(&agent).is_empty());
+    }
+
+    #[test]
+    fn garbage_is_refused_and_never_panics() {
+        let (m, agent, app1, app2) = table();
+        let src = source(Role::App, 1, 11);
+        let mut seed = 0x2545_F491_4F6C_DD1Du64;
+        let mut bytes = Vec::new();
+        for round in 0..20_000 {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            bytes.clear();
+            let len = (seed % 64) as usize;
+            let alphabet: &[u8] = if round % 2 == 0 {
+                br#"{}[]":,0123456789.-eE tfnul\ax"#
+            } else {
+                &[]
+            };
+            for i in 0..len {
+                let r = seed.rotate_left(i as u32 * 7) as usize;
+                bytes.push(if alphabet.is_empty() {
+                    r as u8
+                } else {
+                    alphabet[r % alphabet.len()]
+                });
+            }
+            bytes.retain(|b| *b != b'\n');
+            let _ = m.route(&src, &bytes);
+        }
+        for line in [
+            &b"\xff\xfe"[..],
+            b"[1,2]",
+            b"42",
+            b"{\"action\":1}",
+            b"{\"to\":\"agent\"}",
+            b"{\"action\":\"a\",\"to\":\"nowhere\"}",
+        ] {
+            assert!(
+                matches!(m.route(&src, line), Outcome::Bad(_)),
+                "{:?}",
+                String::from_utf8_lossy(line)
+            );
+        }
+        // Whatever got through is valid JSON with the right `from`.
+        for o in [&agent, &app1, &app2] {
+            for v in delivered(o) {
+                assert_eq!(v["from"], "app");
+            }
+        }
+    }
 }
