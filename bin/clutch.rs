@@ -6,6 +6,7 @@ use clutch::config::{
     split_command,
 };
 use clutch::{Error, MasterBuilder};
+use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
@@ -137,6 +138,7 @@ fn start(args: StartArgs) -> ExitCode {
             tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
         )
         .with_target(false)
+        .with_ansi(std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none())
         .with_writer(std::io::stderr)
         .init();
     let settings = match settings(args) {
