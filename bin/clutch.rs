@@ -1,8 +1,9 @@
 //! The `clutch` command: parse flags, load the config, run the master.
 
-use clap::{Args, Parser, Subcommand};
+use clap::parser::ValueSource;
+use clap::{ArgMatches, Args, CommandFactory, FromArgMatches, Parser, Subcommand};
 use clutch::config::{
-    ConfigError, Dialect, FileSettings, ListenMode, ReadyMode, RestartPolicy, Settings,
+    ConfigError, Dialect, FileKeys, FileSettings, ListenMode, ReadyMode, RestartPolicy, Settings,
     split_command,
 };
 use clutch::{Error, MasterBuilder};
@@ -42,7 +43,7 @@ struct StartArgs {
     #[arg(long, value_name = "CMD")]
     agent: Option<String>,
     /// Run without an agent: the app workers start at once.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "agent")]
     no_agent: bool,
     /// The public port; the master binds it once and app workers inherit the socket
     /// (LISTEN_FDS, from fd 3). 0 picks a free port. Given to workers as CLUTCH_PORT.
@@ -60,7 +61,7 @@ struct StartArgs {
     reuseport: bool,
     /// With --sticky: read a PROXY protocol (v1 or v2) header for the real client address;
     /// a connection without a valid one is closed.
-    #[arg(long, requires = "sticky")]
+    #[arg(long)]
     proxy_protocol: bool,
     /// How long a PROXY header may take to arrive, in ms [default: 3000].
     #[arg(long, value_name = "MS")]
@@ -83,7 +84,9 @@ struct StartArgs {
     /// Like --ready, for the agent only.
     #[arg(long, value_name = "MODE")]
     agent_ready: Option<String>,
-    /// How long a worker may take to be ready before the start fails, in ms [default: 60000].
+    /// How long a worker may take to be ready, in ms. While the cluster starts, a worker not
+    /// ready in time fails the start; once the cluster is ready, a restarted worker not ready
+    /// in time is killed and restarted as --restart says [default: 60000].
     #[arg(long, value_name = "MS")]
     ready_timeout: Option<u64>,
     /// How long a stopping worker gets between SIGTERM and SIGKILL, in ms [default: 5000].
@@ -119,7 +122,9 @@ struct StartArgs {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    // The matches are kept to tell a flag given from one left out (see `blame`).
+    let matches = Cli::command().get_matches();
+    let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
     match cli.command {
         Command::DemoWorker => match clutch::demo::run() {
             Ok(()) => ExitCode::SUCCESS,
@@ -128,11 +133,16 @@ fn main() -> ExitCode {
                 ExitCode::from(1)
             }
         },
-        Command::Start(args) => start(*args),
+        Command::Start(args) => start(
+            *args,
+            matches
+                .subcommand_matches("start")
+                .expect("the start subcommand was parsed"),
+        ),
     }
 }
 
-fn start(args: StartArgs) -> ExitCode {
+fn start(args: StartArgs, matches: &ArgMatches) -> ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
@@ -141,7 +151,7 @@ fn start(args: StartArgs) -> ExitCode {
         .with_ansi(std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none())
         .with_writer(std::io::stderr)
         .init();
-    let settings = match settings(args) {
+    let settings = match settings(args, matches) {
         Ok(s) => s,
         Err(e) => {
             eprintln!("clutch: {e}");
@@ -165,14 +175,16 @@ fn start(args: StartArgs) -> ExitCode {
     }
 }
 
-/// Defaults, then the config file, then flags; the demo fills in what is left.
-fn settings(a: StartArgs) -> Result<Settings, ConfigError> {
+/// Defaults, then the config file, then flags; the demo fills in what is left. Validated
+/// once, at the end: a flag may fix what the file alone gets wrong.
+fn settings(a: StartArgs, matches: &ArgMatches) -> Result<Settings, ConfigError> {
     let mut s = Settings::default();
     let mut file_no_agent = false;
+    let mut file_keys = None;
     if let Some(path) = &a.config {
         let file = FileSettings::load(path)?;
         file_no_agent = file.no_agent();
-        file.apply(&mut s, path)?;
+        file_keys = Some(file.apply(&mut s, path)?);
     }
     let flag = |key: &str, m: String| ConfigError::Value {
         key: format!("--{key}"),
@@ -241,7 +253,8 @@ fn settings(a: StartArgs) -> Result<Settings, ConfigError> {
     if !a.app.is_empty() {
         s.app = Some(a.app);
     }
-    let no_agent = a.no_agent || file_no_agent;
+    // An `--agent` flag beats the file's `no-agent`, as `--no-agent` beats its `agent`.
+    let no_agent = a.no_agent || (file_no_agent && a.agent.is_none());
     if s.app.is_none() {
         let exe = std::env::current_exe()
             .map_err(|e| {
@@ -262,9 +275,30 @@ fn settings(a: StartArgs) -> Result<Settings, ConfigError> {
     if no_agent {
         s.agent = None;
     }
-    s.validate().map_err(|e| match e {
-        ConfigError::Value { key, message } => flag(&key, message),
-        other => other,
-    })?;
+    s.validate()
+        .map_err(|e| blame(e, matches, file_keys.as_ref()))?;
     Ok(s)
+}
+
+/// Names where the value at fault came from: the flag when it was given, else the config
+/// file's key when the file set it, else the flag that would fix it.
+fn blame(e: ConfigError, matches: &ArgMatches, file: Option<&FileKeys>) -> ConfigError {
+    let ConfigError::Value { key, message } = e else {
+        return e;
+    };
+    match file {
+        Some(f) if f.sets(&key) && !flag_given(matches, &key) => f.error(&key, message),
+        _ => ConfigError::Value {
+            key: format!("--{key}"),
+            message,
+        },
+    }
+}
+
+/// Whether the flag `--key` was on the command line.
+fn flag_given(matches: &ArgMatches, key: &str) -> bool {
+    let id = key.replace('-', "_");
+    // `value_source` panics (in debug builds) on an id that is no argument's.
+    matches.ids().any(|i| i.as_str() == id)
+        && matches.value_source(&id) == Some(ValueSource::CommandLine)
 }

@@ -12,6 +12,7 @@ use std::cell::RefCell;
 use std::collections::VecDeque;
 use std::io;
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use std::rc::Rc;
 use tokio::io::Interest;
 use tokio::net::UnixStream;
 use tokio::sync::Notify;
@@ -21,6 +22,8 @@ pub const HIGH_WATER: usize = 1 << 20;
 const LOW_WATER: usize = 256 << 10;
 /// Past this many queued bytes (a worker that never reads), new messages are dropped.
 pub const HARD_CAP: usize = 64 << 20;
+const SHRINK_ABOVE: usize = 1 << 20;
+const SHRINK_TO: usize = 64 << 10;
 
 /// Lines waiting to be written to one channel.
 #[derive(Debug, Default)]
@@ -34,12 +37,14 @@ pub struct Outbox {
 struct Queue {
     buf: Vec<u8>,
     head: usize,
-    /// Offsets into `buf` where an fd must go out with the byte there, in order. The fd is
-    /// owned by whoever queued it (the handoff keeps it until the worker acknowledges it)
-    /// and stays open at least until this outbox is closed or has sent it.
-    fds: VecDeque<(usize, RawFd)>,
-    /// Lines held back while `gated` (a Node worker has a handle to acknowledge).
+    /// Offsets into `buf` where an fd must go out with the byte there, in order. The outbox
+    /// shares ownership of each fd until it has sent it, so the fd number cannot be closed
+    /// and reused while queued, whatever the handoff decides meanwhile.
+    fds: VecDeque<(usize, Rc<OwnedFd>)>,
+    /// While `gated` (a Node worker has a handle to acknowledge), every line waits here, in
+    /// order, handles included; [`Outbox::release`] lets them go one handle at a time.
     held: Vec<u8>,
+    held_fds: VecDeque<(usize, Rc<OwnedFd>)>,
     gated: bool,
     closed: bool,
     dropped: u64,
@@ -48,6 +53,13 @@ struct Queue {
 impl Queue {
     fn queued(&self) -> usize {
         self.buf.len() - self.head
+    }
+
+    fn append_with_fd(&mut self, line: &[u8], fd: Rc<OwnedFd>) {
+        self.make_room();
+        let at = self.buf.len();
+        self.buf.extend_from_slice(line);
+        self.fds.push_back((at, fd));
     }
 
     fn make_room(&mut self) {
@@ -76,7 +88,7 @@ impl Outbox {
         Outbox::default()
     }
 
-    /// Queues one line made of `parts` and a newline.
+    /// Queues one line made of `parts` and a newline (behind held lines while gated).
     pub fn push(&self, parts: &[&[u8]]) -> Result<(), Refused> {
         let mut q = self.inner.borrow_mut();
         Self::admit(&mut q)?;
@@ -93,42 +105,78 @@ impl Outbox {
         Ok(())
     }
 
-    /// Queues `line` (which ends in a newline) with `fd` attached to its first byte. The
-    /// caller keeps `fd` open until the outbox has sent it or is closed. Ignores the gate.
-    pub fn push_with_fd(&self, line: &[u8], fd: RawFd) -> Result<(), Refused> {
+    /// Queues `line` (which ends in a newline) with `fd` attached to its first byte (the
+    /// clutch dialect: no gate).
+    pub fn push_with_fd(&self, line: &[u8], fd: Rc<OwnedFd>) -> Result<(), Refused> {
         let mut q = self.inner.borrow_mut();
         Self::admit(&mut q)?;
-        q.make_room();
-        let at = q.buf.len();
-        q.buf.extend_from_slice(line);
-        q.fds.push_back((at, fd));
+        q.append_with_fd(line, fd);
         drop(q);
         self.wake_writer.notify_one();
         Ok(())
     }
 
-    /// Holds back plain lines (they wait in order) until [`ungate`](Self::ungate).
-    pub fn gate(&self) {
-        self.inner.borrow_mut().gated = true;
-    }
-
-    /// Lets held lines go, after every fd line queued so far.
-    pub fn ungate(&self) {
+    /// Queues a Node handle: sent at once and the outbox gated if nothing is in flight,
+    /// else held in order behind what waits already.
+    pub fn push_handle(&self, line: &[u8], fd: Rc<OwnedFd>) -> Result<(), Refused> {
         let mut q = self.inner.borrow_mut();
-        q.gated = false;
-        let held = std::mem::take(&mut q.held);
-        q.buf.extend_from_slice(&held);
-        q.held = held;
-        q.held.clear();
+        Self::admit(&mut q)?;
+        if q.gated {
+            let at = q.held.len();
+            q.held.extend_from_slice(line);
+            q.held_fds.push_back((at, fd));
+            return Ok(());
+        }
+        q.append_with_fd(line, fd);
+        q.gated = true;
         drop(q);
         self.wake_writer.notify_one();
+        Ok(())
+    }
+
+    /// The handle in flight was answered: let held lines go, up to and including the next
+    /// held handle (which is then in flight), or all of them and lift the gate.
+    pub fn release(&self) {
+        let mut q = self.inner.borrow_mut();
+        let q = &mut *q;
+        match q.held_fds.pop_front() {
+            Some((at, fd)) => {
+                let end = memchr::memchr(b'\n', &q.held[at..]).map_or(q.held.len(), |i| at + i + 1);
+                q.make_room();
+                let base = q.buf.len();
+                q.buf.extend_from_slice(&q.held[..end]);
+                q.fds.push_back((base + at, fd));
+                q.held.drain(..end);
+                for (off, _) in &mut q.held_fds {
+                    *off -= end;
+                }
+            }
+            None => {
+                q.buf.extend_from_slice(&q.held);
+                q.held.clear();
+                q.gated = false;
+            }
+        }
+        self.wake_writer.notify_one();
+    }
+
+    /// Sends `line` with `fd` again, ahead of what is held (a Node NACK).
+    pub fn resend(&self, line: &[u8], fd: Rc<OwnedFd>) -> Result<(), Refused> {
+        let mut q = self.inner.borrow_mut();
+        if q.closed {
+            return Err(Refused::Closed);
+        }
+        q.append_with_fd(line, fd);
+        drop(q);
+        self.wake_writer.notify_one();
+        Ok(())
     }
 
     fn admit(q: &mut Queue) -> Result<(), Refused> {
         if q.closed {
             return Err(Refused::Closed);
         }
-        if q.queued() > HARD_CAP {
+        if q.queued() + q.held.len() > HARD_CAP {
             q.dropped += 1;
             return Err(Refused::Full(q.dropped));
         }
@@ -138,11 +186,6 @@ impl Outbox {
     /// Bytes waiting.
     pub fn queued(&self) -> usize {
         self.inner.borrow().queued()
-    }
-
-    /// Whether senders should wait before adding more.
-    pub fn above_high_water(&self) -> bool {
-        self.queued() > HIGH_WATER
     }
 
     /// Resolves once the queue is back under the low-water mark (or closed).
@@ -181,6 +224,7 @@ impl Outbox {
         q.held = Vec::new();
         q.head = 0;
         q.fds.clear();
+        q.held_fds.clear();
         drop(q);
         self.wake_writer.notify_one();
         self.drained.notify_waiters();
@@ -216,7 +260,7 @@ impl Outbox {
                 let end = q.fds.get(n).map_or(q.buf.len(), |(next, _)| *next);
                 let mut raw = [0 as RawFd; fdpass::MAX_FDS_PER_READ];
                 for (slot, (_, fd)) in raw.iter_mut().zip(q.fds.iter()) {
-                    *slot = *fd;
+                    *slot = fd.as_raw_fd();
                 }
                 (
                     fdpass::send_with_fds(sock, &q.buf[start..end], &raw[..n])?,
@@ -241,6 +285,10 @@ impl Outbox {
         if q.head == q.buf.len() {
             q.buf.clear();
             q.head = 0;
+            if q.buf.capacity() > SHRINK_ABOVE {
+                // One burst (a 16 MiB message) must not pin its buffer for the worker's life.
+                q.buf.shrink_to(SHRINK_TO);
+            }
         } else {
             q.make_room();
         }
@@ -310,9 +358,8 @@ mod tests {
         let outbox = Outbox::new();
         outbox.push(&[b"{\"action\":\"plain\"}"]).unwrap();
         for f in &files {
-            outbox
-                .push_with_fd(b"{\"action\":\"fd\"}\n", f.as_raw_fd())
-                .unwrap();
+            let fd = Rc::new(OwnedFd::from(f.try_clone().unwrap()));
+            outbox.push_with_fd(b"{\"action\":\"fd\"}\n", fd).unwrap();
         }
         while outbox.queued() > 0 {
             outbox.write_some(a.as_raw_fd()).unwrap();

@@ -2,6 +2,7 @@
 //! errors that name the key or flag at fault.
 
 use serde::Deserialize;
+use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::time::Duration;
@@ -321,6 +322,40 @@ pub struct FileSettings {
     proxy_timeout: Option<u64>,
     app_dialect: Option<String>,
     node_sticky_message: Option<String>,
+    /// The keys the file sets, so a later error about one of them can name the file.
+    #[serde(skip)]
+    keys: BTreeSet<String>,
+}
+
+/// The keys a config file set: a value that fails validation after flags are merged is
+/// named as the file's key when the file gave it, so the user knows where to look.
+#[derive(Debug)]
+pub struct FileKeys {
+    path: PathBuf,
+    keys: BTreeSet<String>,
+}
+
+impl FileKeys {
+    /// Whether the file sets `key` (as spelled in the file, like the long flag).
+    pub fn sets(&self, key: &str) -> bool {
+        self.keys.contains(key)
+    }
+
+    /// `message` about `key`, naming this file.
+    pub fn error(&self, key: &str, message: String) -> ConfigError {
+        ConfigError::File {
+            path: self.path.clone(),
+            message: format!("key `{key}`: {message}"),
+        }
+    }
+
+    /// Names the file in a validation error about a key it sets; other errors as they are.
+    pub fn blame(&self, e: ConfigError) -> ConfigError {
+        match e {
+            ConfigError::Value { key, message } if self.sets(&key) => self.error(&key, message),
+            other => other,
+        }
+    }
 }
 
 impl FileSettings {
@@ -332,7 +367,7 @@ impl FileSettings {
             source,
         })?;
         let de = &mut serde_json::Deserializer::from_slice(&text);
-        serde_path_to_error::deserialize(de).map_err(|e| {
+        let mut file: FileSettings = serde_path_to_error::deserialize(de).map_err(|e| {
             let key = e.path().to_string();
             let message = if key == "." {
                 e.inner().to_string()
@@ -343,11 +378,20 @@ impl FileSettings {
                 path: path.to_path_buf(),
                 message,
             }
-        })
+        })?;
+        // The text parsed as the struct, so it is an object; only its key names are kept.
+        if let Ok(map) = serde_json::from_slice::<serde_json::Map<String, serde_json::Value>>(&text)
+        {
+            file.keys = map.into_iter().map(|(k, _)| k).collect();
+        }
+        Ok(file)
     }
 
-    /// Applies the file's settings over `s`; keys are named with the file for errors.
-    pub fn apply(self, s: &mut Settings, path: &Path) -> Result<(), ConfigError> {
+    /// Applies the file's settings over `s`. A value that does not parse is an error naming
+    /// the key; ranges and combinations are left to [`Settings::validate`], which must run
+    /// once flags are merged too (a flag may fix what the file lacks). The returned keys
+    /// name the file in that validation's errors.
+    pub fn apply(self, s: &mut Settings, path: &Path) -> Result<FileKeys, ConfigError> {
         let in_file = |key: &str, message: String| ConfigError::File {
             path: path.to_path_buf(),
             message: format!("key `{key}`: {message}"),
@@ -437,9 +481,9 @@ impl FileSettings {
         if let Some(v) = self.node_sticky_message {
             s.node_sticky_message = Some(v);
         }
-        s.validate().map_err(|e| match e {
-            ConfigError::Value { key, message } => in_file(&key, message),
-            other => other,
+        Ok(FileKeys {
+            path: path.to_path_buf(),
+            keys: self.keys,
         })
     }
 
@@ -465,7 +509,8 @@ mod tests {
         let path = dir.path().join("clutch.json");
         std::fs::write(&path, json).unwrap();
         let mut s = Settings::default();
-        FileSettings::load(&path)?.apply(&mut s, &path)?;
+        let keys = FileSettings::load(&path)?.apply(&mut s, &path)?;
+        s.validate().map_err(|e| keys.blame(e))?;
         Ok(s)
     }
 
@@ -538,5 +583,22 @@ mod dialect_tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("proxy-protocol"), "{e}");
+    }
+
+    #[test]
+    fn apply_leaves_what_a_flag_may_fix_to_validate() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("clutch.json");
+        std::fs::write(&path, r#"{"sticky": true, "workers": 0}"#).unwrap();
+        let mut s = Settings::default();
+        let keys = FileSettings::load(&path)
+            .unwrap()
+            .apply(&mut s, &path)
+            .unwrap();
+        assert!(keys.sets("sticky") && keys.sets("workers") && !keys.sets("port"));
+        // What flags would do:
+        s.port = Some(0);
+        s.workers = 2;
+        s.validate().unwrap();
     }
 }

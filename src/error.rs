@@ -14,12 +14,13 @@ pub enum Error {
     ExitedEarly { worker: WorkerName, exit: Exit },
     /// A worker did not say it was ready in time.
     #[error(
-        "{worker} not ready after {ms} ms (raise --ready-timeout, or check that it sends {action})"
+        "{worker} not ready after {ms} ms (raise --ready-timeout, or check that it {waiting_for})"
     )]
     NotReady {
         worker: WorkerName,
         ms: u128,
-        action: &'static str,
+        /// What readiness means under the worker's `--ready` mode.
+        waiting_for: String,
     },
     /// A worker's command could not be started.
     #[error("cannot start {what} `{command}`: {source}")]
@@ -29,7 +30,7 @@ pub enum Error {
         source: Arc<io::Error>,
     },
     /// The public port could not be bound.
-    #[error("cannot listen on {addr}: {source} (is another process using the port?)")]
+    #[error("cannot listen on {addr}: {source}{}", crate::listen::bind_hint(.source.kind()))]
     Listen {
         addr: String,
         source: Arc<io::Error>,

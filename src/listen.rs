@@ -41,6 +41,23 @@ pub fn bind(settings: &Settings) -> Result<PortPlan, Error> {
     })
 }
 
+/// What to try when binding failed this way, as a parenthesis for the error message; empty
+/// when there is nothing more useful to say than the error itself.
+pub fn bind_hint(kind: std::io::ErrorKind) -> &'static str {
+    use std::io::ErrorKind::*;
+    match kind {
+        AddrInUse => " (another process is using the port: stop it, or pick another --port)",
+        PermissionDenied => {
+            " (ports below 1024 need privileges: pick a higher --port, or grant \
+             CAP_NET_BIND_SERVICE)"
+        }
+        AddrNotAvailable => {
+            " (the --host address is not on this machine: use one of its addresses, or 0.0.0.0)"
+        }
+        _ => "",
+    }
+}
+
 /// Binds `host:port` (port 0: any free one) and returns the socket and its real port.
 /// With `reserve_only` the socket has SO_REUSEPORT and does not listen.
 fn bind_socket(host: &str, port: u16, reserve_only: bool) -> Result<(OwnedFd, u16), Error> {
@@ -71,4 +88,36 @@ fn bind_socket(host: &str, port: u16, reserve_only: bool) -> Result<(OwnedFd, u1
         .as_socket()
         .map_or(port, |a| a.port());
     Ok((OwnedFd::from(socket), bound))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::ErrorKind;
+
+    fn message(kind: ErrorKind) -> String {
+        Error::Listen {
+            addr: "127.0.0.1:80".into(),
+            source: Arc::new(kind.into()),
+        }
+        .to_string()
+    }
+
+    #[test]
+    fn the_hint_fits_the_bind_error() {
+        assert!(message(ErrorKind::AddrInUse).contains("another process"));
+        let denied = message(ErrorKind::PermissionDenied);
+        assert!(denied.contains("below 1024"), "{denied}");
+        assert!(!denied.contains("another process"), "{denied}");
+        let absent = message(ErrorKind::AddrNotAvailable);
+        assert!(
+            absent.contains("--host address is not on this machine"),
+            "{absent}"
+        );
+        let other = message(ErrorKind::InvalidInput);
+        assert!(
+            !other.contains('('),
+            "no hint for an error it does not explain: {other}"
+        );
+    }
 }

@@ -1,5 +1,5 @@
-//! `cluster-pids`: the agent learns the ready app workers' pids, each app worker the agent's,
-//! at first boot and whenever either side is replaced.
+//! `cluster-pids`: the agent learns the ready app workers' pids each time the set changes,
+//! each app worker the agent's, at first boot and whenever either side is replaced.
 mod common;
 use clutch::{Master, Message, Role};
 use common::*;
@@ -45,10 +45,22 @@ async fn cluster_pids_on_first_boot() {
         .iter()
         .filter_map(|x| cluster_pids_got_by(x, agent))
         .collect();
+    // The agent hears of every change of the set: one more pid each time an app worker
+    // becomes ready, ending with all of them.
+    assert_eq!(agent_got.len(), apps.len(), "{agent_got:?}");
+    for (i, pids) in agent_got.iter().enumerate() {
+        assert_eq!(pids.len(), i + 1, "{agent_got:?}");
+        if i > 0 {
+            assert!(
+                agent_got[i - 1].iter().all(|p| pids.contains(p)),
+                "{agent_got:?}"
+            );
+        }
+    }
     assert_eq!(
-        agent_got,
-        vec![sorted],
-        "the agent gets every app pid at once"
+        agent_got.last(),
+        Some(&sorted),
+        "the last set holds every app pid"
     );
     for &app in &apps {
         let app_got: Vec<_> = seen
@@ -67,9 +79,15 @@ async fn cluster_pids_on_first_boot() {
 #[tokio::test]
 async fn cluster_pids_after_an_app_restarts() {
     let (mut m, agent, apps) = ready_cluster(3).await;
-    collect_until(&mut m, "the agent's first cluster-pids", DEADLINE, |seen| {
-        seen.iter().any(|x| cluster_pids_got_by(x, agent).is_some())
-    })
+    collect_until(
+        &mut m,
+        "the agent's full first cluster-pids",
+        DEADLINE,
+        |seen| {
+            seen.iter()
+                .any(|x| cluster_pids_got_by(x, agent).is_some_and(|p| p.len() == 3))
+        },
+    )
     .await;
     let old = apps[1];
     m.send(&order(To::App(old), "do:exit", json!(1)));

@@ -5,7 +5,7 @@
 //! death means (failure before ready, restart or park after), and how to stop.
 
 use crate::channel::Outbox;
-use crate::config::{ReadyMode, Settings};
+use crate::config::{ReadyMode, RestartPolicy, Settings};
 use crate::error::Error;
 use crate::master::messenger::{Messenger, Peer, Source};
 use crate::master::restart::{Decision, RestartTracker};
@@ -26,19 +26,23 @@ use std::time::{Duration, Instant};
 use tokio::net::UnixStream;
 use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender};
 use tokio::sync::watch;
-use tokio::task::spawn_local;
+use tokio::task::{AbortHandle, spawn_local};
 
 /// Something the run loop must act on.
 #[derive(Debug)]
 pub enum Event {
     /// The worker with this pid is ready (message, delay or spawn).
     Ready { pid: u32 },
-    /// A child was reaped.
+    /// A child was reaped: from now on its process group is not signalled.
+    Reaped { pid: u32 },
+    /// A reaped child's channel was read to the end: its death can be announced.
     Exited { pid: u32, exit: Exit },
     /// A channel's reader stopped (pid 0: the parent channel).
     ChannelClosed { pid: u32, closed: Closed },
     /// The ready timeout of this worker passed.
     ReadyTimeout { pid: u32 },
+    /// A worker told to stop (SIGTERM) had the kill timeout to do so.
+    KillDue { pid: u32 },
     /// A slot's restart delay passed.
     RestartDue { role: Role, id: u32 },
     /// The kill timeout of a stop stage passed.
@@ -103,6 +107,10 @@ struct Live {
     started: Instant,
     ready: bool,
     outbox: Rc<Outbox>,
+    /// Reaped, its exit not yet announced: its group must not be signalled any more.
+    reaped: bool,
+    /// Timers and readiness probes that concern this worker only.
+    timers: Vec<AbortHandle>,
 }
 
 struct Slot {
@@ -183,6 +191,9 @@ pub async fn run(
         .collect();
     if plan.handle_signals {
         listen_for_signals(&events)?;
+    }
+    if let Err(e) = crate::sys::process::raise_fd_limit() {
+        tracing::debug!("cannot raise the open-file limit: {e}");
     }
     let (handoff, accept_task) = match &mut plan.port {
         PortPlan::Sticky { listener, .. } => {
@@ -333,6 +344,9 @@ impl Cluster {
 
     /// Spawns the worker of a slot and the tasks that serve it.
     fn start(&mut self, role: Role, id: u32) {
+        if matches!(self.phase, Phase::Stopping { .. }) {
+            return;
+        }
         let s = &self.plan.settings;
         let command = match role {
             Role::Agent => self
@@ -354,8 +368,11 @@ impl Cluster {
             ReadyMode::Notify => match crate::master::readiness::NotifySocket::new() {
                 Ok(n) => Some(n),
                 Err(e) => {
-                    tracing::error!("cannot make a NOTIFY_SOCKET: {e}");
-                    None
+                    let e = std::io::Error::new(
+                        e.kind(),
+                        format!("cannot make its NOTIFY_SOCKET: {e}"),
+                    );
+                    return self.spawn_failed(role, id, &command, e);
                 }
             },
             _ => None,
@@ -381,24 +398,7 @@ impl Cluster {
         };
         let spawned = match spawn(&spec) {
             Ok(sp) => sp,
-            Err(e) => {
-                let what = match role {
-                    Role::Agent => "the agent".to_string(),
-                    Role::App => format!("app worker {id}"),
-                };
-                let err = Error::Spawn {
-                    what,
-                    command: shell_words::join(&command),
-                    source: Arc::new(e),
-                };
-                tracing::error!("{err}");
-                if self.phase == Phase::Starting {
-                    self.fail(err);
-                } else if self.phase == Phase::Ready {
-                    self.after_death(role, id, Duration::ZERO, false);
-                }
-                return;
-            }
+            Err(e) => return self.spawn_failed(role, id, &command, e),
         };
         let pid = spawned.pid;
         self.guard.watch(pid);
@@ -450,40 +450,34 @@ impl Cluster {
         ));
 
         let timeout = s.ready_timeout;
-        let events = self.events.clone();
+        let mut timers = Vec::new();
         if !matches!(mode, ReadyMode::Spawn | ReadyMode::Delay(_)) {
-            let events = events.clone();
-            spawn_local(async move {
-                tokio::time::sleep(timeout).await;
-                let _ = events.send(Event::ReadyTimeout { pid });
-            });
+            timers.push(self.after(timeout, Event::ReadyTimeout { pid }));
         }
+        let events = self.events.clone();
         match mode {
             ReadyMode::Spawn => {
                 let _ = events.send(Event::Ready { pid });
             }
-            ReadyMode::Delay(d) => {
-                spawn_local(async move {
-                    tokio::time::sleep(d).await;
-                    let _ = events.send(Event::Ready { pid });
-                });
-            }
+            ReadyMode::Delay(d) => timers.push(self.after(d, Event::Ready { pid })),
             ReadyMode::Message => {}
             ReadyMode::Notify => {
                 if let Some(n) = notify {
-                    spawn_local(async move {
+                    let probe = spawn_local(async move {
                         if n.wait_ready(timeout).await {
                             let _ = events.send(Event::Ready { pid });
                         }
                     });
+                    timers.push(probe.abort_handle());
                 }
             }
             ReadyMode::Tcp(port) => {
-                spawn_local(async move {
+                let probe = spawn_local(async move {
                     if crate::master::readiness::wait_tcp(port, timeout).await {
                         let _ = events.send(Event::Ready { pid });
                     }
                 });
+                timers.push(probe.abort_handle());
             }
         }
         let slot = self.slot_mut(role, id).expect("slot exists");
@@ -493,16 +487,77 @@ impl Cluster {
             started: Instant::now(),
             ready: false,
             outbox,
+            reaped: false,
+            timers,
         });
         self.publish_workers();
+    }
+
+    /// A worker could not be spawned: before ready the start fails, after it the slot's
+    /// restart policy decides.
+    fn spawn_failed(&mut self, role: Role, id: u32, command: &[String], e: std::io::Error) {
+        let what = match role {
+            Role::Agent => "the agent".to_string(),
+            Role::App => format!("app worker {id}"),
+        };
+        let err = Error::Spawn {
+            what,
+            command: shell_words::join(command),
+            source: Arc::new(e),
+        };
+        tracing::error!("{err}");
+        match self.phase {
+            Phase::Starting => self.fail(err),
+            Phase::Ready => self.after_death(role, id, Duration::ZERO, false),
+            Phase::Stopping { .. } => {}
+        }
+    }
+
+    /// Sends `event` to the run loop after `delay`; abort the handle to cancel it.
+    fn after(&self, delay: Duration, event: Event) -> AbortHandle {
+        let events = self.events.clone();
+        spawn_local(async move {
+            tokio::time::sleep(delay).await;
+            let _ = events.send(event);
+        })
+        .abort_handle()
+    }
+
+    /// Signals a worker's process group, unless the worker is gone or already reaped (its
+    /// group number may be free for another process by then).
+    fn signal_worker(&self, pid: u32, sig: Signal) {
+        let live = self
+            .agent
+            .iter()
+            .chain(&self.apps)
+            .filter_map(|s| s.live.as_ref())
+            .find(|l| l.pid == pid);
+        if live.is_some_and(|l| !l.reaped) {
+            let _ = signal_group(pid, sig);
+        }
     }
 
     fn handle(&mut self, ev: Event) {
         match ev {
             Event::Ready { pid } => self.on_ready(pid),
+            Event::Reaped { pid } => {
+                self.guard.forget(pid);
+                if let Some(live) = self.slot_of(pid).and_then(|s| s.live.as_mut()) {
+                    live.reaped = true;
+                }
+            }
             Event::Exited { pid, exit } => self.on_exit(pid, exit),
             Event::ChannelClosed { pid, closed } => self.on_channel_closed(pid, closed),
             Event::ReadyTimeout { pid } => self.on_ready_timeout(pid),
+            Event::KillDue { pid } => {
+                if let Some(name) = self.slot_of(pid).and_then(|s| s.name()) {
+                    tracing::warn!(
+                        "{name} still running {} ms after SIGTERM; sending SIGKILL",
+                        self.plan.settings.kill_timeout.as_millis()
+                    );
+                    self.signal_worker(pid, Signal::SIGKILL);
+                }
+            }
             Event::RestartDue { role, id } => {
                 let due = self.phase == Phase::Ready
                     && self
@@ -516,10 +571,10 @@ impl Cluster {
                 if self.phase == (Phase::Stopping { stage }) {
                     for name in self.stage_workers(stage) {
                         tracing::warn!(
-                            "{name} still running after {:?}; sending SIGKILL",
-                            self.plan.settings.kill_timeout
+                            "{name} still running {} ms after SIGTERM; sending SIGKILL",
+                            self.plan.settings.kill_timeout.as_millis()
                         );
-                        let _ = signal_group(name.pid, Signal::SIGKILL);
+                        self.signal_worker(name.pid, Signal::SIGKILL);
                     }
                 }
             }
@@ -599,6 +654,8 @@ impl Cluster {
                 self.messenger.send_from_master(&pids);
                 match self.phase {
                     Phase::Starting => {
+                        // The agent hears of every change of the set, during the start too.
+                        self.send_app_pids_to_agent();
                         if self
                             .apps
                             .iter()
@@ -636,7 +693,6 @@ impl Cluster {
             },
             started.elapsed().as_millis()
         );
-        self.send_app_pids_to_agent();
         let data = json!(info);
         for to in [Endpoint::Agent, Endpoint::App, Endpoint::Parent] {
             self.messenger
@@ -654,7 +710,6 @@ impl Cluster {
     }
 
     fn on_exit(&mut self, pid: u32, exit: Exit) {
-        self.guard.forget(pid);
         let phase = self.phase;
         let Some(slot) = self.slot_of(pid) else {
             return;
@@ -662,6 +717,9 @@ impl Cluster {
         let name = slot.name().expect("live");
         let live = slot.live.take().expect("live");
         let uptime = live.started.elapsed();
+        for timer in &live.timers {
+            timer.abort();
+        }
         live.outbox.close();
         self.messenger.remove(pid);
         if let (Some(h), Role::App) = (&self.handoff, name.role) {
@@ -707,10 +765,16 @@ impl Cluster {
 
     /// Restart, park or leave a slot whose worker died after the cluster was ready.
     fn after_death(&mut self, role: Role, id: u32, uptime: Duration, success: bool) {
-        let policy = self.plan.settings.restart;
+        // --restart is about app workers; the agent always comes back (within the limit).
+        let policy = match role {
+            Role::Agent => RestartPolicy::Always,
+            Role::App => self.plan.settings.restart,
+        };
         let window = self.plan.settings.restart_window;
         let events = self.events.clone();
-        let slot = self.slot_mut(role, id).expect("slot exists");
+        let Some(slot) = self.slot_mut(role, id) else {
+            return;
+        };
         let what = match role {
             Role::Agent => "the agent".to_string(),
             Role::App => format!("app worker {id}"),
@@ -771,21 +835,14 @@ impl Cluster {
                     tracing::warn!(
                         "stopping {name}; it will be restarted under the restart policy"
                     );
-                    let _ = signal_group(pid, Signal::SIGTERM);
-                    self.kill_later(pid);
+                    self.signal_worker(pid, Signal::SIGTERM);
+                    let timer = self.after(self.plan.settings.kill_timeout, Event::KillDue { pid });
+                    if let Some(live) = self.slot_of(pid).and_then(|s| s.live.as_mut()) {
+                        live.timers.push(timer);
+                    }
                 }
             }
         }
-    }
-
-    fn kill_later(&self, pid: u32) {
-        let timeout = self.plan.settings.kill_timeout;
-        let events = self.events.clone();
-        spawn_local(async move {
-            tokio::time::sleep(timeout).await;
-            // The pid may be gone by now; the run loop checks before killing.
-            let _ = events.send(Event::ReadyTimeout { pid });
-        });
     }
 
     fn on_ready_timeout(&mut self, pid: u32) {
@@ -796,21 +853,29 @@ impl Cluster {
         };
         let live = slot.live.as_ref().expect("live");
         let name = slot.name().expect("live");
-        let late = !live.ready || live.outbox.is_closed();
-        if !late {
+        if live.ready {
             return;
         }
+        let mode = match name.role {
+            Role::Agent => self.plan.settings.agent_ready_mode(),
+            Role::App => self.plan.settings.ready,
+        };
+        let waiting_for = match mode {
+            ReadyMode::Notify => "sends READY=1 to its NOTIFY_SOCKET".to_string(),
+            ReadyMode::Tcp(port) => format!("accepts connections on 127.0.0.1:{port}"),
+            _ => format!("sends {} on its channel", name.role.ready_action()),
+        };
         match phase {
             Phase::Starting => self.fail(Error::NotReady {
                 worker: name,
                 ms,
-                action: name.role.ready_action(),
+                waiting_for,
             }),
             Phase::Ready => {
                 tracing::warn!(
-                    "{name} not ready after {ms} ms (or stuck after its channel closed); killing it"
+                    "{name} not ready after {ms} ms (check that it {waiting_for}); killing it"
                 );
-                let _ = signal_group(pid, Signal::SIGKILL);
+                self.signal_worker(pid, Signal::SIGKILL);
             }
             Phase::Stopping { .. } => {}
         }
@@ -864,14 +929,12 @@ impl Cluster {
         }
         for name in self.stage_workers(stage) {
             tracing::debug!("sending SIGTERM to {name}");
-            let _ = signal_group(name.pid, Signal::SIGTERM);
+            self.signal_worker(name.pid, Signal::SIGTERM);
         }
-        let timeout = self.plan.settings.kill_timeout;
-        let events = self.events.clone();
-        spawn_local(async move {
-            tokio::time::sleep(timeout).await;
-            let _ = events.send(Event::KillTimeout { stage });
-        });
+        self.after(
+            self.plan.settings.kill_timeout,
+            Event::KillTimeout { stage },
+        );
     }
 
     fn kill_all(&mut self) {
@@ -880,7 +943,7 @@ impl Cluster {
             .into_iter()
             .chain(self.stage_workers(2))
         {
-            let _ = signal_group(name.pid, Signal::SIGKILL);
+            self.signal_worker(name.pid, Signal::SIGKILL);
         }
     }
 }

@@ -81,6 +81,12 @@ const FROM_PREFIX: [&[u8]; 4] = [
     br#"{"from":"agent","#,
 ];
 
+/// Actions with this prefix belong to clutch's protocol and are never routed.
+pub const RESERVED_PREFIX: &str = "clutch:";
+
+/// Each endpoint's name as JSON, to compare with a `from` the sender wrote.
+const QUOTED: [&str; 4] = [r#""master""#, r#""parent""#, r#""app""#, r#""agent""#];
+
 fn prefix(e: Endpoint) -> &'static [u8] {
     FROM_PREFIX[e as usize]
 }
@@ -174,10 +180,16 @@ impl Messenger {
         let Some(action) = header.action.as_deref() else {
             return Outcome::Bad("no `action`".into());
         };
-        if action == ACK_ACTION && src.endpoint == Endpoint::App {
+        if action.starts_with(RESERVED_PREFIX) {
+            // The master's own protocol: a worker forging `clutch:connection` could pair a
+            // handed-over socket with made-up addresses.
             return match serde_json::from_str::<AckLine>(text) {
-                Ok(a) => Outcome::HandoffAck(a.data),
-                Err(e) => Outcome::Bad(format!("bad {ACK_ACTION}: {e}")),
+                Ok(a) if action == ACK_ACTION && src.endpoint == Endpoint::App => {
+                    Outcome::HandoffAck(a.data)
+                }
+                _ => Outcome::Bad(format!(
+                    "`{action}`: actions starting with `{RESERVED_PREFIX}` are clutch's own"
+                )),
             };
         }
         let to = match header.to.as_deref() {
@@ -199,8 +211,10 @@ impl Messenger {
         }
         let to = to.unwrap_or(src.endpoint.default_to());
         let from = src.endpoint.as_str();
-        match header.from.as_deref() {
-            Some(f) if f == from => self.deliver(to, header.receiver_pid, &[body.as_bytes()]),
+        match header.from_json.as_deref() {
+            Some(f) if f == QUOTED[src.endpoint as usize] => {
+                self.deliver(to, header.receiver_pid, &[body.as_bytes()])
+            }
             Some(_) => {
                 let mut v: serde_json::Map<String, serde_json::Value> =
                     match serde_json::from_str(text) {
@@ -414,6 +428,43 @@ mod tests {
             br#"{"action":"hi","from":"master","to":"agent"}"#,
         );
         assert_eq!(delivered(&agent)[0]["from"], "app");
+    }
+
+    #[test]
+    fn a_null_or_odd_from_is_rewritten_too() {
+        let (m, agent, _, _) = table();
+        m.route(&source(Role::App, 1, 11), br#"{"action":"a","from":null}"#);
+        m.route(
+            &source(Role::App, 1, 11),
+            br#"{"action":"b","from":"\u0061pp"}"#,
+        );
+        m.route(&source(Role::App, 1, 11), br#"{"action":"c","from":7}"#);
+        let got = delivered(&agent);
+        assert_eq!(got.len(), 3);
+        for v in got {
+            assert_eq!(v["from"], "app", "{v}");
+        }
+    }
+
+    #[test]
+    fn clutch_actions_are_not_routed() {
+        let (m, _, app1, _) = table();
+        let forged =
+            br#"{"action":"clutch:connection","to":"app","data":{"remoteAddress":"6.6.6.6"}}"#;
+        assert!(matches!(
+            m.route(&source(Role::Agent, 0, 10), forged),
+            Outcome::Bad(_)
+        ));
+        assert!(delivered(&app1).is_empty());
+        let ack = br#"{"action":"clutch:ack","data":3}"#;
+        assert_eq!(
+            m.route(&source(Role::App, 1, 11), ack),
+            Outcome::HandoffAck(3)
+        );
+        assert!(matches!(
+            m.route(&source(Role::Agent, 0, 10), ack),
+            Outcome::Bad(_)
+        ));
     }
 
     #[test]

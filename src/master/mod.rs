@@ -16,11 +16,11 @@ pub mod worker;
 use crate::config::{ReadyMode, RestartPolicy, Settings};
 use crate::error::Error;
 use crate::protocol::Message;
-use lifecycle::{Event, Plan, Published};
+use lifecycle::{Event, Plan, PortPlan, Published};
 use messenger::{Messenger, ParentSink, Source};
 use serde::Serialize;
 use std::os::fd::{FromRawFd, OwnedFd};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::rc::Rc;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -183,6 +183,14 @@ impl MasterBuilder {
         self
     }
 
+    /// Node dialect: send this string with each handed-over socket instead of the
+    /// `clutch:connection` object (egg-cluster's app workers expect
+    /// `sticky-session:connection`), as `--node-sticky-message` does.
+    pub fn node_sticky_message(mut self, message: impl Into<String>) -> Self {
+        self.settings.node_sticky_message = Some(message.into());
+        self
+    }
+
     /// The longest line a worker may send.
     pub fn max_message_size(mut self, bytes: usize) -> Self {
         self.settings.max_message_size = bytes;
@@ -214,15 +222,10 @@ impl MasterBuilder {
     }
 
     /// Starts the cluster on a thread of its own and returns its handle at once; await
-    /// [`Master::ready`].
+    /// [`Master::ready`]. Bad settings, a port that cannot be bound, a pid file that
+    /// cannot be written are errors here, before any worker starts.
     pub fn start(self) -> Result<Master, Error> {
-        if self.settings.app.is_none() {
-            return Err(crate::config::ConfigError::Value {
-                key: "app".into(),
-                message: "a Master needs an app command".into(),
-            }
-            .into());
-        }
+        let prepared = self.prepare()?;
         let (state_tx, state_rx) = watch::channel(State::Starting);
         let (msg_tx, msg_rx) = mpsc::unbounded_channel();
         let (ev_tx, ev_rx) = mpsc::unbounded_channel();
@@ -234,7 +237,7 @@ impl MasterBuilder {
         let events = ev_tx.clone();
         let thread = std::thread::Builder::new()
             .name("clutch-master".into())
-            .spawn(move || self.run_here(Some(msg_tx), events, ev_rx, published))
+            .spawn(move || prepared.run(Some(msg_tx), events, ev_rx, published))
             .map_err(|e| Error::io("cannot start the master thread", e))?;
         Ok(Master {
             events: ev_tx,
@@ -254,33 +257,73 @@ impl MasterBuilder {
             state: state_tx,
             workers: Arc::new(Mutex::new(Vec::new())),
         };
-        self.run_here(None, ev_tx, ev_rx, published)
+        self.prepare()?.run(None, ev_tx, ev_rx, published)
     }
 
-    fn run_here(
+    /// Everything that can fail before a worker starts, done on the caller's thread: an
+    /// error here is returned by `start` itself, where the run loop could not report it.
+    fn prepare(self) -> Result<Prepared, Error> {
+        let settings = self.settings;
+        if settings.app.is_none() {
+            return Err(crate::config::ConfigError::Value {
+                key: "app".into(),
+                message: "a Master needs an app command".into(),
+            }
+            .into());
+        }
+        settings.validate()?;
+        let port = crate::listen::bind(&settings)?;
+        let pid_file = settings
+            .pid_file
+            .as_deref()
+            .map(PidFile::write)
+            .transpose()?;
+        let parent_fd = match self.parent {
+            ParentKind::FromEnv => parent_fd_from_env()?,
+            ParentKind::Handle => None,
+        };
+        Ok(Prepared {
+            settings,
+            port,
+            parent_fd,
+            handle_signals: self.handle_signals,
+            pid_file,
+        })
+    }
+}
+
+/// A cluster checked and holding its port, pid file and parent channel: what the master's
+/// thread is given to run.
+struct Prepared {
+    settings: Settings,
+    port: PortPlan,
+    parent_fd: Option<OwnedFd>,
+    handle_signals: bool,
+    pid_file: Option<PidFile>,
+}
+
+impl Prepared {
+    fn run(
         self,
         handle: Option<mpsc::UnboundedSender<Message>>,
         events: mpsc::UnboundedSender<Event>,
         inbox: mpsc::UnboundedReceiver<Event>,
         published: Published,
     ) -> Result<(), Error> {
-        let settings = self.settings;
-        settings.validate()?;
-        let pid_file = settings.pid_file.clone();
+        let Prepared {
+            settings,
+            port,
+            parent_fd,
+            handle_signals,
+            // Held to the end of the run: dropping it removes the file.
+            pid_file: _pid_file,
+        } = self;
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
             .map_err(|e| Error::io("cannot start the master's runtime", e))?;
         let local = tokio::task::LocalSet::new();
-        let result = local.block_on(&runtime, async move {
-            let port = crate::listen::bind(&settings)?;
-            if let Some(path) = &settings.pid_file {
-                write_pid_file(path)?;
-            }
-            let parent_fd = match self.parent {
-                ParentKind::FromEnv => parent_fd_from_env()?,
-                ParentKind::Handle => None,
-            };
+        local.block_on(&runtime, async move {
             let (sink, parent_stream) = match (&handle, parent_fd) {
                 (Some(tx), _) => (ParentSink::Handle(tx.clone()), None),
                 (None, Some(fd)) => {
@@ -324,7 +367,7 @@ impl MasterBuilder {
                 app,
                 agent,
                 port,
-                handle_signals: self.handle_signals,
+                handle_signals,
             };
             let result = lifecycle::run(plan, messenger, events, inbox, published).await;
             if let Some(outbox) = parent_outbox {
@@ -332,22 +375,30 @@ impl MasterBuilder {
                 let _ = tokio::time::timeout(PARENT_FLUSH, outbox.flushed()).await;
             }
             result
-        });
-        if let Some(path) = &pid_file {
-            let _ = std::fs::remove_file(path);
-        }
-        result
+        })
     }
 }
 
-fn write_pid_file(path: &PathBuf) -> Result<(), Error> {
-    std::fs::write(path, format!("{}\n", std::process::id())).map_err(|e| {
-        crate::config::ConfigError::Value {
-            key: "pid-file".into(),
-            message: format!("cannot write {}: {e}", path.display()),
-        }
-        .into()
-    })
+/// The master's pid file, removed when dropped: after the run, or when the start fails
+/// after it was written.
+struct PidFile(PathBuf);
+
+impl PidFile {
+    fn write(path: &Path) -> Result<PidFile, Error> {
+        std::fs::write(path, format!("{}\n", std::process::id())).map_err(|e| {
+            crate::config::ConfigError::Value {
+                key: "pid-file".into(),
+                message: format!("cannot write {}: {e}", path.display()),
+            }
+        })?;
+        Ok(PidFile(path.to_path_buf()))
+    }
+}
+
+impl Drop for PidFile {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
 }
 
 /// The IPC fd the master was started with, if any, made close-on-exec so no worker
@@ -413,10 +464,20 @@ impl Master {
                 State::Starting => {}
             }
             if self.state.changed().await.is_err() {
-                return Err(Error::io(
-                    "the master thread ended",
-                    std::io::ErrorKind::BrokenPipe.into(),
-                ));
+                // The thread ended with no verdict published (it failed before its run
+                // loop could say so): its result says why. It has let go of the state, so
+                // it is at its end and the join is short.
+                return match self.thread.take().map(|t| t.join()) {
+                    Some(Ok(Err(e))) => Err(e),
+                    Some(Err(_)) => Err(Error::io(
+                        "the master thread panicked",
+                        std::io::ErrorKind::Other.into(),
+                    )),
+                    _ => Err(Error::io(
+                        "the master thread ended",
+                        std::io::ErrorKind::BrokenPipe.into(),
+                    )),
+                };
             }
         }
     }

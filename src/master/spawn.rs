@@ -24,6 +24,8 @@ const OWN_VARS: &[&str] = &[
     "CLUTCH_CHANNEL_FD",
     "CLUTCH_MASTER_PID",
     "CLUTCH_PORT",
+    "CLUTCH_HOST",
+    "CLUTCH_REUSEPORT",
     "CLUTCH_NAME",
     "NODE_CHANNEL_FD",
     "NODE_CHANNEL_SERIALIZATION_MODE",
@@ -140,11 +142,12 @@ impl ExecPlan {
         env: &[(OsString, OsString)],
         listen_pid: bool,
     ) -> io::Result<ExecPlan> {
-        let nul_free = |b: &[u8]| -> io::Result<Vec<u8>> {
+        // The kernel takes C strings: a NUL byte would silently cut the value short.
+        let nul_free = |b: &[u8], what: &dyn Fn() -> String| -> io::Result<Vec<u8>> {
             if b.contains(&0) {
                 return Err(io::Error::new(
                     io::ErrorKind::InvalidInput,
-                    "a command argument or environment variable holds a NUL byte",
+                    format!("{} holds a NUL byte; remove it", what()),
                 ));
             }
             let mut v = b.to_vec();
@@ -153,7 +156,14 @@ impl ExecPlan {
         };
         let mut argv: Vec<Vec<u8>> = command
             .iter()
-            .map(|a| nul_free(a.as_bytes()))
+            .enumerate()
+            .map(|(i, a)| {
+                let what = || match i {
+                    0 => format!("the program {a:?}"),
+                    _ => format!("argument {i} ({a:?})"),
+                };
+                nul_free(a.as_bytes(), &what)
+            })
             .collect::<Result<_, _>>()?;
         let mut envp: Vec<Vec<u8>> = env
             .iter()
@@ -161,7 +171,7 @@ impl ExecPlan {
                 let mut kv = k.as_bytes().to_vec();
                 kv.push(b'=');
                 kv.extend_from_slice(v.as_bytes());
-                nul_free(&kv)
+                nul_free(&kv, &|| format!("the environment variable {k:?}"))
             })
             .collect::<Result<_, _>>()?;
         if listen_pid {
@@ -222,4 +232,29 @@ fn ptrs(strings: &mut [Vec<u8>]) -> Vec<*const libc::c_char> {
         .collect();
     v.push(std::ptr::null());
     v
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn nul_error(command: &[&str], env: &[(&str, &str)]) -> String {
+        let command: Vec<String> = command.iter().map(|s| s.to_string()).collect();
+        let env: Vec<(OsString, OsString)> =
+            env.iter().map(|(k, v)| (k.into(), v.into())).collect();
+        match ExecPlan::new(&command, &env, false) {
+            Ok(_) => panic!("a NUL byte in {command:?} {env:?} was let through"),
+            Err(e) => e.to_string(),
+        }
+    }
+
+    #[test]
+    fn a_nul_byte_error_names_the_argument_or_variable() {
+        let e = nul_error(&["server", "--x", "a\0b"], &[]);
+        assert!(e.contains("argument 2") && e.contains("a\\0b"), "{e}");
+        let e = nul_error(&["ser\0ver"], &[]);
+        assert!(e.contains("the program"), "{e}");
+        let e = nul_error(&["server"], &[("OK", "1"), ("SECRET", "x\0y")]);
+        assert!(e.contains("\"SECRET\"") && !e.contains("x\\0y"), "{e}");
+    }
 }

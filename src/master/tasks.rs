@@ -4,6 +4,7 @@
 use crate::channel::{self, Outbox};
 use crate::master::lifecycle::Event;
 use crate::master::messenger::{Messenger, Outcome, Source};
+use crate::protocol::Endpoint;
 use crate::protocol::codec::LineBuffer;
 use crate::sticky::handoff::Handoff;
 use crate::sys::process::{Exit, Signal, signal_group};
@@ -38,6 +39,8 @@ pub async fn read_channel(
 ) {
     let pid = src.worker.map_or(0, |w| w.pid);
     let slot = src.worker.map_or(0, |w| w.id);
+    // Only app workers receive connections, so only they can acknowledge one.
+    let app_handoff = handoff.as_deref().filter(|_| src.endpoint == Endpoint::App);
     let who = match src.worker {
         Some(w) => w.to_string(),
         None => "the parent channel".to_string(),
@@ -55,18 +58,18 @@ pub async fn read_channel(
                 Ok(Some(line)) => match messenger.route(&src, line) {
                     Outcome::Routed(_) | Outcome::NodeInternal | Outcome::Blank => {}
                     Outcome::HandoffAck(n) => {
-                        if let Some(h) = &handoff {
-                            h.on_ack(slot, n);
+                        if let (Some(h), Some(o)) = (app_handoff, &src.outbox) {
+                            h.on_ack(slot, n, o);
                         }
                     }
                     Outcome::NodeAck => {
-                        if let Some(h) = &handoff {
-                            h.on_node_ack(slot);
+                        if let (Some(h), Some(o)) = (app_handoff, &src.outbox) {
+                            h.on_node_ack(slot, o);
                         }
                     }
                     Outcome::NodeNack => {
-                        if let Some(h) = &handoff {
-                            h.on_node_nack(slot);
+                        if let (Some(h), Some(o)) = (app_handoff, &src.outbox) {
+                            h.on_node_nack(slot, o);
                         }
                     }
                     Outcome::Ready => {
@@ -143,6 +146,7 @@ pub async fn wait_child(
         }
     };
     let _ = signal_group(pid, Signal::SIGKILL);
+    let _ = events.send(Event::Reaped { pid });
     if let Some(done) = channel_done {
         let _ = tokio::time::timeout(DRAIN_AFTER_EXIT, done).await;
     }

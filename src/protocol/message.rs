@@ -4,6 +4,7 @@
 use serde::de::{self, Deserializer, Visitor};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
+use serde_json::value::RawValue;
 use std::borrow::Cow;
 use std::fmt;
 
@@ -135,7 +136,9 @@ pub struct Header<'a> {
     /// Present on Node's internal messages (`NODE_HANDLE`, `NODE_HANDLE_ACK`, ...).
     pub cmd: Option<Cow<'a, str>>,
     pub action: Option<Cow<'a, str>>,
-    pub from: Option<Cow<'a, str>>,
+    /// The JSON text of `from` when the key is there at all (`"app"` with its quotes,
+    /// `null`, ...), so that a present-but-null `from` is told from an absent one.
+    pub from_json: Option<Cow<'a, str>>,
     pub to: Option<Cow<'a, str>>,
     pub receiver_pid: Option<u32>,
 }
@@ -146,8 +149,8 @@ struct Borrowed<'a> {
     cmd: Option<&'a str>,
     #[serde(borrow, default)]
     action: Option<&'a str>,
-    #[serde(borrow, default)]
-    from: Option<&'a str>,
+    #[serde(borrow, default, deserialize_with = "raw_present")]
+    from: Option<&'a RawValue>,
     #[serde(borrow, default)]
     to: Option<&'a str>,
     #[serde(rename = "receiverPid", default, deserialize_with = "pid_or_string")]
@@ -160,8 +163,8 @@ struct Owned {
     cmd: Option<String>,
     #[serde(default)]
     action: Option<String>,
-    #[serde(default)]
-    from: Option<String>,
+    #[serde(default, deserialize_with = "boxed_raw_present")]
+    from: Option<Box<RawValue>>,
     #[serde(default)]
     to: Option<String>,
     #[serde(rename = "receiverPid", default, deserialize_with = "pid_or_string")]
@@ -175,7 +178,7 @@ impl<'a> Header<'a> {
             Ok(b) => Ok(Header {
                 cmd: b.cmd.map(Cow::Borrowed),
                 action: b.action.map(Cow::Borrowed),
-                from: b.from.map(Cow::Borrowed),
+                from_json: b.from.map(|r| Cow::Borrowed(r.get())),
                 to: b.to.map(Cow::Borrowed),
                 receiver_pid: b.receiver_pid,
             }),
@@ -184,13 +187,23 @@ impl<'a> Header<'a> {
                 Ok(Header {
                     cmd: o.cmd.map(Cow::Owned),
                     action: o.action.map(Cow::Owned),
-                    from: o.from.map(Cow::Owned),
+                    from_json: o.from.map(|r| Cow::Owned(r.get().to_string())),
                     to: o.to.map(Cow::Owned),
                     receiver_pid: o.receiver_pid,
                 })
             }
         }
     }
+}
+
+/// A key that is there, whatever its value (`null` included: `Option` alone reads null as
+/// absent).
+fn raw_present<'de, D: Deserializer<'de>>(d: D) -> Result<Option<&'de RawValue>, D::Error> {
+    <&RawValue>::deserialize(d).map(Some)
+}
+
+fn boxed_raw_present<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Box<RawValue>>, D::Error> {
+    Box::<RawValue>::deserialize(d).map(Some)
 }
 
 /// egg-cluster sends `receiverPid` as a number or as a string of digits; take both.
@@ -261,7 +274,7 @@ mod tests {
         assert_eq!(h.action.as_deref(), Some("a"));
         assert_eq!(h.to.as_deref(), Some("app"));
         assert_eq!(h.receiver_pid, Some(9));
-        assert!(h.from.is_none() && h.cmd.is_none());
+        assert!(h.from_json.is_none() && h.cmd.is_none());
     }
 }
 
@@ -274,6 +287,14 @@ mod header_tests {
         let h = Header::parse(r#"{"action":"a\"b","to":"\u0061gent"}"#).unwrap();
         assert_eq!(h.action.as_deref(), Some("a\"b"));
         assert_eq!(h.to.as_deref(), Some("agent"));
+    }
+
+    #[test]
+    fn a_null_from_is_present() {
+        let h = Header::parse(r#"{"action":"a","from":null}"#).unwrap();
+        assert_eq!(h.from_json.as_deref(), Some("null"));
+        let h = Header::parse(r#"{"action":"a","from":"app"}"#).unwrap();
+        assert_eq!(h.from_json.as_deref(), Some(r#""app""#));
     }
 
     #[test]

@@ -4,13 +4,18 @@
 //! next live slot instead of being lost.
 //!
 //! Two dialects. **clutch**: one `clutch:connection` line per socket; the worker library
-//! answers `{"action":"clutch:ack","data":N}` for the N sockets it got in one read.
-//! **node**: Node's own handle protocol, one `NODE_HANDLE` in flight at a time, answered by
-//! `NODE_HANDLE_ACK` (or `NACK`: resent, at most [`MAX_RETRANSMISSIONS`] times, as Node
-//! does); plain messages to that worker wait behind an unacknowledged handle.
+//! answers `{"action":"clutch:ack","data":N}` for the sockets it took. **node**: Node's own
+//! handle protocol, one `NODE_HANDLE` in flight at a time, answered by `NODE_HANDLE_ACK`
+//! (or `NACK`: resent, at most [`MAX_RETRANSMISSIONS`] times, as Node does); every other
+//! line to that worker waits behind an unacknowledged handle, in order (the outbox's gate).
 //!
-//! A slot that is down is skipped by the rendezvous hash ([`super::affinity`]); when no
-//! slot is live, connections wait (up to [`MAX_WAITING`]) for the first one to return.
+//! The socket is shared (`Rc<OwnedFd>`) between the outbox, until it is written, and the
+//! slot's unacknowledged list, until the worker says it took it: an early or forged
+//! acknowledgement can close neither before the kernel has it.
+//!
+//! A slot that is down, or has [`MAX_IN_FLIGHT`] sockets unacknowledged (a worker that
+//! stopped reading), is skipped by the rendezvous hash ([`super::affinity`]); when no slot
+//! can take a connection, it waits (up to [`MAX_WAITING`]) for one to return.
 
 use crate::channel::{Outbox, Refused};
 use crate::config::Dialect;
@@ -19,7 +24,7 @@ use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
 use std::io::Write;
 use std::net::SocketAddr;
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::OwnedFd;
 use std::rc::Rc;
 
 /// The action of a handed-over connection.
@@ -28,13 +33,15 @@ pub const CONNECTION_ACTION: &str = "clutch:connection";
 pub const ACK_ACTION: &str = "clutch:ack";
 /// Node gives up on a handle after this many NACKs.
 pub const MAX_RETRANSMISSIONS: u8 = 3;
-/// Connections held while no slot is live; past it they are closed.
+/// Connections held while no slot can take them; past it they are closed.
 pub const MAX_WAITING: usize = 65_536;
+/// Sockets one slot may hold unacknowledged before it is passed over.
+pub const MAX_IN_FLIGHT: usize = 1024;
 
 /// One accepted connection on its way to a worker.
 #[derive(Debug)]
 pub struct Pending {
-    pub fd: OwnedFd,
+    fd: Rc<OwnedFd>,
     /// The client (from the PROXY header when there is one).
     pub peer: SocketAddr,
     /// The address the client connected to.
@@ -46,7 +53,7 @@ impl Pending {
     /// A connection from `peer` to `local`.
     pub fn new(fd: OwnedFd, peer: SocketAddr, local: SocketAddr) -> Pending {
         Pending {
-            fd,
+            fd: Rc::new(fd),
             peer,
             local,
             nacks: 0,
@@ -55,12 +62,16 @@ impl Pending {
 }
 
 #[derive(Default)]
-struct Slot {
+struct SlotQueue {
     outbox: Option<Rc<Outbox>>,
-    /// Sent, not yet acknowledged (in order).
+    /// Sent or queued, not yet acknowledged, in order.
     unacked: VecDeque<Pending>,
-    /// Node dialect: waiting for the handle in flight to be acknowledged.
-    held: VecDeque<Pending>,
+}
+
+impl SlotQueue {
+    fn can_take(&self) -> bool {
+        self.outbox.is_some() && self.unacked.len() < MAX_IN_FLIGHT
+    }
 }
 
 /// Counters, for logs and tests.
@@ -70,7 +81,7 @@ pub struct Stats {
     pub handed: u64,
     /// Connections moved to another slot because theirs went down before acknowledging.
     pub rerouted: u64,
-    /// Connections closed: no slot came back in time, or Node refused them repeatedly.
+    /// Connections closed: none could take them in time, or Node refused them repeatedly.
     pub dropped: u64,
     /// Connections closed for a bad, missing or slow PROXY header.
     pub proxy_rejected: u64,
@@ -82,8 +93,9 @@ pub struct Handoff {
     /// Node dialect: a JSON string sent as the handle's message instead of the
     /// `clutch:connection` object.
     node_message: Option<String>,
-    slots: RefCell<Vec<Slot>>,
-    live: RefCell<Vec<bool>>,
+    slots: RefCell<Vec<SlotQueue>>,
+    /// Scratch for the hash: which slots can take a connection now.
+    open: RefCell<Vec<bool>>,
     waiting: RefCell<VecDeque<Pending>>,
     line: RefCell<Vec<u8>>,
     stats: Cell<Stats>,
@@ -95,8 +107,8 @@ impl Handoff {
         Handoff {
             dialect,
             node_message: None,
-            slots: RefCell::new((0..workers).map(|_| Slot::default()).collect()),
-            live: RefCell::new(vec![false; workers]),
+            slots: RefCell::new((0..workers).map(|_| SlotQueue::default()).collect()),
+            open: RefCell::new(vec![false; workers]),
             waiting: RefCell::new(VecDeque::new()),
             line: RefCell::new(Vec::with_capacity(256)),
             stats: Cell::new(Stats::default()),
@@ -121,32 +133,33 @@ impl Handoff {
         self.stats.set(s);
     }
 
-    /// Counts a connection closed for its PROXY header.
-    pub fn proxy_rejected(&self) {
+    /// Counts a connection closed for its PROXY header; returns the count so far.
+    pub fn proxy_rejected(&self) -> u64 {
         self.count(|s| s.proxy_rejected += 1);
+        self.stats.get().proxy_rejected
+    }
+
+    fn index(&self, id: u32) -> Option<usize> {
+        let i = (id as usize).checked_sub(1)?;
+        (i < self.slots.borrow().len()).then_some(i)
     }
 
     /// Slot `id` has a ready worker reading `outbox`: it takes connections from now on,
     /// starting with those that waited for any slot.
     pub fn attach(&self, id: u32, outbox: Rc<Outbox>) {
-        let i = id as usize - 1;
+        let Some(i) = self.index(id) else { return };
         self.slots.borrow_mut()[i].outbox = Some(outbox);
-        self.live.borrow_mut()[i] = true;
-        let waiting = std::mem::take(&mut *self.waiting.borrow_mut());
-        for p in waiting {
-            self.dispatch(p);
-        }
+        self.retry_waiting();
     }
 
     /// Slot `id` went down: what it had not acknowledged goes to the other slots.
     pub fn detach(&self, id: u32) {
-        let i = id as usize - 1;
-        self.live.borrow_mut()[i] = false;
+        let Some(i) = self.index(id) else { return };
         let orphans: Vec<Pending> = {
             let mut slots = self.slots.borrow_mut();
             let slot = &mut slots[i];
             slot.outbox = None;
-            slot.unacked.drain(..).chain(slot.held.drain(..)).collect()
+            slot.unacked.drain(..).collect()
         };
         if !orphans.is_empty() {
             tracing::debug!(
@@ -163,52 +176,86 @@ impl Handoff {
 
     /// Sends a connection to the slot its client address picks.
     pub fn dispatch(&self, p: Pending) {
-        let pick = affinity::pick_slot(p.peer.ip(), &self.live.borrow());
-        match pick {
-            Some(id) => self.send(id, p),
-            None => {
-                let mut waiting = self.waiting.borrow_mut();
-                if waiting.len() < MAX_WAITING {
-                    waiting.push_back(p);
-                } else {
-                    self.count(|s| s.dropped += 1);
-                    tracing::warn!(
-                        "no app worker is up and {MAX_WAITING} connections wait already; closing one"
-                    );
+        self.route(p, &mut Vec::new());
+    }
+
+    /// Tries the picked slot, then the next best, skipping those in `tried`; waits when
+    /// none can take it.
+    fn route(&self, mut p: Pending, tried: &mut Vec<usize>) {
+        loop {
+            let pick = {
+                let slots = self.slots.borrow();
+                let mut open = self.open.borrow_mut();
+                for (i, (o, s)) in open.iter_mut().zip(slots.iter()).enumerate() {
+                    *o = s.can_take() && !tried.contains(&i);
+                }
+                affinity::pick_slot(p.peer.ip(), &open)
+            };
+            let Some(id) = pick else {
+                return self.wait(p);
+            };
+            let i = id as usize - 1;
+            match self.send(i, p) {
+                Ok(()) => return,
+                Err(back) => {
+                    p = back;
+                    tried.push(i);
                 }
             }
         }
     }
 
-    fn send(&self, id: u32, p: Pending) {
-        let i = id as usize - 1;
-        let mut slots = self.slots.borrow_mut();
-        let slot = &mut slots[i];
-        let Some(outbox) = slot.outbox.clone() else {
-            drop(slots);
-            self.live.borrow_mut()[i] = false;
-            return self.dispatch(p);
-        };
-        if self.dialect == Dialect::Node && !slot.unacked.is_empty() {
-            slot.held.push_back(p);
+    fn wait(&self, p: Pending) {
+        let mut waiting = self.waiting.borrow_mut();
+        if waiting.len() < MAX_WAITING {
+            waiting.push_back(p);
             return;
         }
-        let mut line = self.line.borrow_mut();
-        self.write_line(&mut line, &p);
-        match outbox.push_with_fd(&line, p.fd.as_raw_fd()) {
+        drop(waiting);
+        self.count(|s| s.dropped += 1);
+        let dropped = self.stats.get().dropped;
+        if dropped == 1 || dropped.is_power_of_two() {
+            tracing::warn!(
+                "no app worker can take connections and {MAX_WAITING} wait already: closed \
+                 {dropped} connection(s) so far (are the app workers crashing or not reading \
+                 their channel?)"
+            );
+        }
+    }
+
+    /// Connections that waited for any slot get another chance.
+    fn retry_waiting(&self) {
+        let waiting = std::mem::take(&mut *self.waiting.borrow_mut());
+        for p in waiting {
+            self.dispatch(p);
+        }
+    }
+
+    /// Queues `p` on slot `i`'s channel; gives it back when the channel refuses it.
+    fn send(&self, i: usize, p: Pending) -> Result<(), Pending> {
+        let Some(outbox) = self.slots.borrow()[i].outbox.clone() else {
+            return Err(p);
+        };
+        let pushed = {
+            let mut line = self.line.borrow_mut();
+            self.write_line(&mut line, &p);
+            match self.dialect {
+                Dialect::Node => outbox.push_handle(&line, p.fd.clone()),
+                _ => outbox.push_with_fd(&line, p.fd.clone()),
+            }
+        };
+        match pushed {
             Ok(()) => {
-                if self.dialect == Dialect::Node {
-                    outbox.gate();
-                }
-                slot.unacked.push_back(p);
+                self.slots.borrow_mut()[i].unacked.push_back(p);
                 self.count(|s| s.handed += 1);
+                Ok(())
             }
-            Err(Refused::Closed) | Err(Refused::Full(_)) => {
-                drop(line);
-                drop(slots);
-                self.live.borrow_mut()[i] = false;
-                self.dispatch(p);
+            Err(Refused::Closed) => {
+                // The worker is going; its detach will move what it had not taken.
+                self.slots.borrow_mut()[i].outbox = None;
+                Err(p)
             }
+            Err(Refused::Full(_)) => Err(p),
         }
     }
 
@@ -238,91 +285,91 @@ impl Handoff {
         line.push(b'\n');
     }
 
-    /// A clutch worker in slot `id` took `n` sockets: the master's copies close.
-    pub fn on_ack(&self, id: u32, n: usize) {
+    /// Runs `f` on slot `id` if `from` is its current outbox: an answer from a channel
+    /// the slot no longer uses (a dead worker's, still open) must not touch the new one.
+    fn with_slot<R>(
+        &self,
+        id: u32,
+        from: &Rc<Outbox>,
+        f: impl FnOnce(&mut SlotQueue) -> R,
+    ) -> Option<R> {
+        let i = self.index(id)?;
         let mut slots = self.slots.borrow_mut();
-        let Some(slot) = slots.get_mut(id as usize - 1) else {
-            return;
-        };
-        let n = n.min(slot.unacked.len());
-        slot.unacked.drain(..n);
+        let slot = &mut slots[i];
+        slot.outbox.as_ref().filter(|o| Rc::ptr_eq(o, from))?;
+        Some(f(slot))
     }
 
-    /// A Node worker in slot `id` took the handle in flight: send the next one, or let
-    /// plain messages flow again.
-    pub fn on_node_ack(&self, id: u32) {
-        let next = {
-            let mut slots = self.slots.borrow_mut();
-            let Some(slot) = slots.get_mut(id as usize - 1) else {
-                return;
-            };
-            slot.unacked.pop_front();
-            match slot.held.pop_front() {
-                Some(p) => Some(p),
-                None => {
-                    if let Some(o) = &slot.outbox {
-                        o.ungate();
-                    }
-                    None
-                }
-            }
-        };
-        if let Some(p) = next {
-            self.send(id, p);
+    /// A clutch worker in slot `id` took `n` sockets: the master's copies close.
+    pub fn on_ack(&self, id: u32, n: usize, from: &Rc<Outbox>) {
+        if self.dialect == Dialect::Node {
+            return;
+        }
+        let freed = self.with_slot(id, from, |slot| {
+            let n = n.min(slot.unacked.len());
+            slot.unacked.drain(..n);
+            n > 0
+        });
+        if freed == Some(true) {
+            self.retry_waiting_if_any();
+        }
+    }
+
+    /// A Node worker in slot `id` took the handle in flight: the next line or handle goes.
+    pub fn on_node_ack(&self, id: u32, from: &Rc<Outbox>) {
+        if self.dialect != Dialect::Node {
+            return;
+        }
+        let done = self.with_slot(id, from, |slot| slot.unacked.pop_front().is_some());
+        if done == Some(true) {
+            from.release();
+            self.retry_waiting_if_any();
         }
     }
 
     /// A Node worker in slot `id` could not take the handle in flight: resend it, or give
     /// up after [`MAX_RETRANSMISSIONS`] as Node does.
-    pub fn on_node_nack(&self, id: u32) {
-        let resend = {
-            let mut slots = self.slots.borrow_mut();
-            let Some(slot) = slots.get_mut(id as usize - 1) else {
-                return;
-            };
-            slot.unacked.pop_front()
+    pub fn on_node_nack(&self, id: u32, from: &Rc<Outbox>) {
+        if self.dialect != Dialect::Node {
+            return;
+        }
+        let Some(Some(mut p)) = self.with_slot(id, from, |slot| slot.unacked.pop_front()) else {
+            return;
         };
-        let Some(mut p) = resend else { return };
         p.nacks += 1;
         if p.nacks > MAX_RETRANSMISSIONS {
             tracing::warn!(
                 "app worker {id} refused a connection {MAX_RETRANSMISSIONS} times; closing it"
             );
             self.count(|s| s.dropped += 1);
-            return self.on_node_ack_after_drop(id);
-        }
-        let mut slots = self.slots.borrow_mut();
-        let slot = &mut slots[id as usize - 1];
-        let Some(outbox) = slot.outbox.clone() else {
+            from.release();
             return;
+        }
+        let resent = {
+            let mut line = self.line.borrow_mut();
+            self.write_line(&mut line, &p);
+            from.resend(&line, p.fd.clone())
         };
-        let mut line = self.line.borrow_mut();
-        self.write_line(&mut line, &p);
-        if outbox.push_with_fd(&line, p.fd.as_raw_fd()).is_ok() {
-            slot.unacked.push_front(p);
+        match resent {
+            Ok(()) => {
+                if let Some(i) = self.index(id) {
+                    self.slots.borrow_mut()[i].unacked.push_front(p);
+                }
+            }
+            Err(_) => self.route(p, &mut self.index(id).into_iter().collect()),
         }
     }
 
-    fn on_node_ack_after_drop(&self, id: u32) {
-        let next = {
-            let mut slots = self.slots.borrow_mut();
-            let slot = &mut slots[id as usize - 1];
-            let next = slot.held.pop_front();
-            if next.is_none()
-                && let Some(o) = &slot.outbox
-            {
-                o.ungate();
-            }
-            next
-        };
-        if let Some(p) = next {
-            self.send(id, p);
+    fn retry_waiting_if_any(&self) {
+        if !self.waiting.borrow().is_empty() {
+            self.retry_waiting();
         }
     }
 
     /// Connections sent to slot `id` and not yet acknowledged (for tests).
     pub fn unacked(&self, id: u32) -> usize {
-        self.slots.borrow()[id as usize - 1].unacked.len()
+        self.index(id)
+            .map_or(0, |i| self.slots.borrow()[i].unacked.len())
     }
 }
 
@@ -346,6 +393,14 @@ mod tests {
         )
     }
 
+    fn lines(o: &Outbox) -> Vec<serde_json::Value> {
+        o.drain_for_test()
+            .split(|b| *b == b'\n')
+            .filter(|l| !l.is_empty())
+            .map(|l| serde_json::from_slice(l).unwrap())
+            .collect()
+    }
+
     #[test]
     fn connections_wait_for_a_slot_and_go_when_one_attaches() {
         let h = Handoff::new(2, Dialect::Clutch);
@@ -362,7 +417,7 @@ mod tests {
         let h = Handoff::new(2, Dialect::Clutch);
         let (a, b) = (Rc::new(Outbox::new()), Rc::new(Outbox::new()));
         h.attach(1, a);
-        h.attach(2, b);
+        h.attach(2, b.clone());
         for i in 0..20 {
             h.dispatch(conn(&format!("10.0.0.{i}:1000")));
         }
@@ -371,24 +426,108 @@ mod tests {
         h.detach(1);
         assert_eq!(h.unacked(2), 20);
         assert_eq!(h.stats().rerouted as usize, on1);
-        h.on_ack(2, 20);
+        h.on_ack(2, 20, &b);
         assert_eq!(h.unacked(2), 0);
     }
 
     #[test]
-    fn node_dialect_keeps_one_handle_in_flight() {
+    fn acks_from_another_channel_or_dialect_are_ignored() {
+        let h = Handoff::new(1, Dialect::Clutch);
+        let (current, stale) = (Rc::new(Outbox::new()), Rc::new(Outbox::new()));
+        h.attach(1, current.clone());
+        h.dispatch(conn("10.0.0.1:1"));
+        h.on_ack(1, 1, &stale);
+        h.on_node_ack(1, &current);
+        h.on_ack(0, 1, &current);
+        assert_eq!(h.unacked(1), 1);
+        h.on_ack(1, 5, &current);
+        assert_eq!(h.unacked(1), 0);
+    }
+
+    #[test]
+    fn an_early_ack_cannot_close_a_socket_still_queued() {
+        let h = Handoff::new(1, Dialect::Clutch);
+        let o = Rc::new(Outbox::new());
+        h.attach(1, o.clone());
+        let p = conn("10.0.0.1:1");
+        let weak = Rc::downgrade(&p.fd);
+        h.dispatch(p);
+        h.on_ack(1, 1, &o);
+        assert!(
+            weak.upgrade().is_some(),
+            "the outbox still holds the socket"
+        );
+        o.close();
+        assert!(weak.upgrade().is_none());
+    }
+
+    #[test]
+    fn a_slot_full_of_unacknowledged_sockets_is_passed_over() {
+        let h = Handoff::new(2, Dialect::Clutch);
+        let (a, b) = (Rc::new(Outbox::new()), Rc::new(Outbox::new()));
+        h.attach(1, a);
+        h.attach(2, b);
+        for i in 0..(3 * MAX_IN_FLIGHT) {
+            h.dispatch(conn(&format!("10.{}.{}.1:1", i / 256, i % 256)));
+        }
+        assert_eq!(h.unacked(1), MAX_IN_FLIGHT);
+        assert_eq!(h.unacked(2), MAX_IN_FLIGHT);
+        assert_eq!(h.waiting.borrow().len(), MAX_IN_FLIGHT);
+    }
+
+    #[test]
+    fn node_dialect_keeps_one_handle_in_flight_and_lines_in_order() {
         let h = Handoff::new(1, Dialect::Node);
         let o = Rc::new(Outbox::new());
         h.attach(1, o.clone());
         h.dispatch(conn("10.0.0.1:1"));
+        o.push(&[br#"{"action":"between"}"#]).unwrap();
         h.dispatch(conn("10.0.0.2:1"));
-        assert_eq!(h.stats().handed, 1);
-        h.on_node_ack(1);
-        assert_eq!(h.stats().handed, 2);
-        h.on_node_nack(1);
+        let sent = lines(&o);
+        assert_eq!(sent.len(), 1);
+        assert_eq!(sent[0]["cmd"], "NODE_HANDLE");
+        h.on_node_ack(1, &o);
+        let sent = lines(&o);
+        assert_eq!(sent.len(), 2, "{sent:?}");
+        assert_eq!(sent[0]["action"], "between");
+        assert_eq!(sent[1]["msg"]["data"]["remoteAddress"], "10.0.0.2");
+        h.on_node_nack(1, &o);
+        assert_eq!(lines(&o).len(), 1, "a NACK resends the handle");
         assert_eq!(h.unacked(1), 1);
-        h.on_node_ack(1);
+        h.on_node_ack(1, &o);
         assert_eq!(h.unacked(1), 0);
+        o.push(&[br#"{"action":"after"}"#]).unwrap();
+        assert_eq!(lines(&o)[0]["action"], "after", "the gate is lifted");
+    }
+
+    #[test]
+    fn clutch_line_starts_as_the_worker_library_expects() {
+        let h = Handoff::new(1, Dialect::Clutch);
+        let mut line = Vec::new();
+        h.write_line(&mut line, &conn("10.0.0.1:1"));
+        assert!(line.starts_with(br#"{"action":"clutch:connection","data":"#));
+    }
+
+    #[test]
+    fn closed_channels_are_skipped_without_looping() {
+        let h = Handoff::new(3, Dialect::Clutch);
+        let outboxes: Vec<_> = (0..3).map(|_| Rc::new(Outbox::new())).collect();
+        for (i, o) in outboxes.iter().enumerate() {
+            h.attach(i as u32 + 1, o.clone());
+        }
+        outboxes[0].close();
+        outboxes[1].close();
+        for i in 0..50 {
+            h.dispatch(conn(&format!("10.0.1.{i}:1")));
+        }
+        assert_eq!(h.unacked(3), 50);
+        outboxes[2].close();
+        h.dispatch(conn("10.0.2.1:1"));
+        assert_eq!(
+            h.waiting.borrow().len(),
+            1,
+            "with every channel closed, it waits"
+        );
     }
 
     #[test]

@@ -76,7 +76,13 @@ pub async fn accept_loop(listener: TcpListener, handoff: Rc<Handoff>, proxy: Opt
                     // Out of fds (EMFILE) and the like: back off a little, say so once in a while.
                     errors += 1;
                     if errors == 1 || errors.is_power_of_two() {
-                        tracing::warn!("accept failed ({errors} times so far): {e}");
+                        let hint = if e.raw_os_error() == Some(libc::EMFILE) {
+                            " (the master holds a socket per connection until a worker takes \
+                             it: raise the open-file limit, ulimit -n)"
+                        } else {
+                            ""
+                        };
+                        tracing::warn!("accept failed ({errors} times so far): {e}{hint}");
                     }
                     drop(guard);
                     tokio::time::sleep(Duration::from_millis(10)).await;
@@ -107,8 +113,13 @@ async fn with_proxy_header(
             }
         }
         Err(e) => {
-            handoff.proxy_rejected();
-            tracing::debug!("closed a connection from {peer}: {e}");
+            let n = handoff.proxy_rejected();
+            if n == 1 || n.is_power_of_two() {
+                tracing::warn!(
+                    "closed a connection from {peer} for its PROXY header: {e} ({n} so far; \
+                     --proxy-protocol expects every connection to start with one)"
+                );
+            }
         }
     }
 }

@@ -85,3 +85,15 @@ impl std::fmt::Display for Exit {
         }
     }
 }
+
+/// Raises the soft open-file limit to the hard one: the sticky master holds a socket per
+/// connection until a worker takes it, and a low soft limit (often 1024) would make
+/// `accept` and even spawning fail under a burst. Returns the new soft limit.
+pub fn raise_fd_limit() -> io::Result<u64> {
+    use nix::sys::resource::{Resource, getrlimit, setrlimit};
+    let (soft, hard) = getrlimit(Resource::RLIMIT_NOFILE)?;
+    if soft < hard {
+        setrlimit(Resource::RLIMIT_NOFILE, hard, hard)?;
+    }
+    Ok(hard)
+}

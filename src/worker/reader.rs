@@ -14,7 +14,7 @@ use tokio::io::Interest;
 use tokio::net::UnixStream;
 use tokio::sync::mpsc;
 
-use crate::sticky::handoff::{ACK_ACTION, CONNECTION_ACTION};
+use crate::sticky::handoff::ACK_ACTION;
 
 /// Sockets taken before an ack goes at once.
 const ACK_BATCH: usize = 32;
@@ -68,8 +68,10 @@ pub(crate) async fn read_loop(
         pending.extend(fds.drain(..));
         let mut taken = 0usize;
         while let Ok(Some(line)) = lines.next_line() {
-            if let Ok(handed) = serde_json::from_slice::<Handed>(line)
-                && handed.action == CONNECTION_ACTION
+            // Only the master writes this exact start (it never routes `clutch:` actions
+            // from others, and routed lines carry a `from`).
+            if line.starts_with(HANDOFF_PREFIX)
+                && let Ok(handed) = serde_json::from_slice::<Handed>(line)
             {
                 if let Some(fd) = pending.pop_front() {
                     taken += 1;
@@ -121,11 +123,12 @@ async fn write_all(stream: &UnixStream, mut buf: &[u8]) -> std::io::Result<()> {
     Ok(())
 }
 
+/// How the master's `clutch:connection` lines start.
+const HANDOFF_PREFIX: &[u8] = br#"{"action":"clutch:connection","data":"#;
+
 /// A `clutch:connection` line, read without building a generic message.
 #[derive(serde::Deserialize)]
 struct Handed<'a> {
-    #[serde(borrow)]
-    action: &'a str,
     #[serde(borrow)]
     data: Addresses<'a>,
 }
