@@ -23,9 +23,11 @@
 //!   guard process ([`sys::guard`]) kills the groups if the master is SIGKILLed.
 //!
 //! ## Who owns what
-//! - The master runs on one thread with a current-thread tokio runtime
-//!   ([`master::lifecycle`]); every channel side, child and timer is a task on it, and the
-//!   run loop alone decides. That thread forks every child.
+//! - The master runs on one thread with a current-thread tokio runtime; every channel side,
+//!   child and timer is a task on it, and the run loop ([`master::lifecycle`]) alone
+//!   decides: [`master::launch`] starts a worker and its tasks, [`master::restart`] says
+//!   whether and when a dead one comes back, [`master::shutdown`] stops the apps then the
+//!   agent. That thread forks every child.
 //! - Per child: the master holds one end of a `socketpair`; the child inherits the other at
 //!   `CLUTCH_CHANNEL_FD` (also `NODE_CHANNEL_FD`, so Node's `process.send` works as is).
 //!   [`master::tasks::wait_child`] is the only reaper of a child.
@@ -61,9 +63,10 @@
 //!   the guard.
 //! - A connection a worker acknowledged is its own: if that worker then dies, the
 //!   connection dies with it.
-//! - Process groups are signalled by number; after a group's last member is reaped the
-//!   number could in theory be reused before the master forgets it. Each group is killed
-//!   right when its leader is reaped, which keeps that window tiny.
+//! - Process groups are signalled by number. The run loop stops signalling a worker's group
+//!   as soon as the worker is reaped, and the reaping task kills what is left of the group
+//!   at that moment; a grandchild that outlives that instant in another group is out of
+//!   reach.
 
 pub mod channel;
 pub mod config;

@@ -4,7 +4,6 @@
 
 use crate::config::{ListenMode, Settings};
 use crate::error::Error;
-use crate::master::lifecycle::PortPlan;
 use socket2::{Domain, Socket, Type};
 use std::net::{IpAddr, SocketAddr};
 use std::os::fd::OwnedFd;
@@ -88,6 +87,34 @@ fn bind_socket(host: &str, port: u16, reserve_only: bool) -> Result<(OwnedFd, u1
         .as_socket()
         .map_or(port, |a| a.port());
     Ok((OwnedFd::from(socket), bound))
+}
+
+/// The public port, bound by the master before any worker starts.
+pub enum PortPlan {
+    /// No port.
+    None,
+    /// One listening socket every app worker inherits (`LISTEN_FDS`).
+    Shared { fd: OwnedFd, port: u16 },
+    /// The master accepts and hands connections over (taken by the accept task).
+    Sticky {
+        listener: Option<std::net::TcpListener>,
+        port: u16,
+    },
+    /// Workers bind the port with SO_REUSEPORT; the master's bound, non-listening socket
+    /// reserves it (so port 0 can name a free port).
+    ReusePort { _reservation: OwnedFd, port: u16 },
+}
+
+impl PortPlan {
+    /// The port, whichever way it is served.
+    pub fn port(&self) -> Option<u16> {
+        match self {
+            PortPlan::None => None,
+            PortPlan::Shared { port, .. }
+            | PortPlan::Sticky { port, .. }
+            | PortPlan::ReusePort { port, .. } => Some(*port),
+        }
+    }
 }
 
 #[cfg(test)]

@@ -7,10 +7,10 @@
 use crate::channel::Outbox;
 use crate::config::{ReadyMode, RestartPolicy, Settings};
 use crate::error::Error;
-use crate::master::messenger::{Messenger, Peer, Source};
+use crate::listen::PortPlan;
+use crate::master::messenger::{Messenger, Source};
 use crate::master::restart::{Decision, RestartTracker};
-use crate::master::spawn::{SpawnSpec, spawn};
-use crate::master::tasks::{self, Closed};
+use crate::master::tasks::Closed;
 use crate::master::worker::{Role, WorkerInfo, WorkerName};
 use crate::master::{ClusterInfo, State};
 use crate::protocol::{Endpoint, Message};
@@ -19,11 +19,9 @@ use crate::sticky::listener::accept_loop;
 use crate::sys::guard::Guard;
 use crate::sys::process::{Exit, Signal, signal_group};
 use serde_json::json;
-use std::os::fd::OwnedFd;
 use std::rc::Rc;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-use tokio::net::UnixStream;
 use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender};
 use tokio::sync::watch;
 use tokio::task::{AbortHandle, spawn_local};
@@ -69,61 +67,34 @@ pub struct Plan {
     pub handle_signals: bool,
 }
 
-/// The public port, bound by the master before any worker starts.
-pub enum PortPlan {
-    /// No port.
-    None,
-    /// One listening socket every app worker inherits (`LISTEN_FDS`).
-    Shared { fd: OwnedFd, port: u16 },
-    /// The master accepts and hands connections over (taken by the accept task).
-    Sticky {
-        listener: Option<std::net::TcpListener>,
-        port: u16,
-    },
-    /// Workers bind the port with SO_REUSEPORT; the master's bound, non-listening socket
-    /// reserves it (so port 0 can name a free port).
-    ReusePort { _reservation: OwnedFd, port: u16 },
-}
-
-impl PortPlan {
-    fn port(&self) -> Option<u16> {
-        match self {
-            PortPlan::None => None,
-            PortPlan::Shared { port, .. }
-            | PortPlan::Sticky { port, .. }
-            | PortPlan::ReusePort { port, .. } => Some(*port),
-        }
-    }
-}
-
 /// Where the loop publishes its state for the handle.
 pub struct Published {
     pub state: watch::Sender<State>,
     pub workers: Arc<Mutex<Vec<WorkerInfo>>>,
 }
 
-struct Live {
-    pid: u32,
-    started: Instant,
-    ready: bool,
-    outbox: Rc<Outbox>,
+pub(super) struct Live {
+    pub(super) pid: u32,
+    pub(super) started: Instant,
+    pub(super) ready: bool,
+    pub(super) outbox: Rc<Outbox>,
     /// Reaped, its exit not yet announced: its group must not be signalled any more.
-    reaped: bool,
+    pub(super) reaped: bool,
     /// Timers and readiness probes that concern this worker only.
-    timers: Vec<AbortHandle>,
+    pub(super) timers: Vec<AbortHandle>,
 }
 
-struct Slot {
-    role: Role,
-    id: u32,
-    live: Option<Live>,
-    tracker: RestartTracker,
-    parked: bool,
-    restart_pending: bool,
+pub(super) struct Slot {
+    pub(super) role: Role,
+    pub(super) id: u32,
+    pub(super) live: Option<Live>,
+    pub(super) tracker: RestartTracker,
+    pub(super) parked: bool,
+    pub(super) restart_pending: bool,
 }
 
 impl Slot {
-    fn name(&self) -> Option<WorkerName> {
+    pub(super) fn name(&self) -> Option<WorkerName> {
         self.live.as_ref().map(|l| WorkerName {
             role: self.role,
             id: self.id,
@@ -133,7 +104,7 @@ impl Slot {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Phase {
+pub(super) enum Phase {
     Starting,
     Ready,
     /// Stopping; `stage` 1 stops the apps, 2 the agent.
@@ -142,20 +113,20 @@ enum Phase {
     },
 }
 
-struct Cluster {
-    plan: Plan,
-    messenger: Rc<Messenger>,
-    events: UnboundedSender<Event>,
-    guard: Guard,
-    agent: Option<Slot>,
-    apps: Vec<Slot>,
-    phase: Phase,
-    started: Instant,
-    failure: Option<Error>,
-    published: Published,
+pub(super) struct Cluster {
+    pub(super) plan: Plan,
+    pub(super) messenger: Rc<Messenger>,
+    pub(super) events: UnboundedSender<Event>,
+    pub(super) guard: Guard,
+    pub(super) agent: Option<Slot>,
+    pub(super) apps: Vec<Slot>,
+    pub(super) phase: Phase,
+    pub(super) started: Instant,
+    pub(super) failure: Option<Error>,
+    pub(super) published: Published,
     /// Sticky mode: the connection router and the accept task.
-    handoff: Option<Rc<Handoff>>,
-    accept_task: Option<tokio::task::JoinHandle<()>>,
+    pub(super) handoff: Option<Rc<Handoff>>,
+    pub(super) accept_task: Option<tokio::task::JoinHandle<()>>,
 }
 
 /// Runs a cluster until it has stopped. `Ok` after a requested stop, `Err` when it could not
@@ -190,7 +161,7 @@ pub async fn run(
         })
         .collect();
     if plan.handle_signals {
-        listen_for_signals(&events)?;
+        crate::master::signals::listen_for_signals(&events)?;
     }
     if let Err(e) = crate::sys::process::raise_fd_limit() {
         tracing::debug!("cannot raise the open-file limit: {e}");
@@ -249,35 +220,15 @@ pub async fn run(
     result
 }
 
-fn listen_for_signals(events: &UnboundedSender<Event>) -> Result<(), Error> {
-    use tokio::signal::unix::{SignalKind, signal};
-    for (kind, name) in [
-        (SignalKind::interrupt(), "SIGINT"),
-        (SignalKind::terminate(), "SIGTERM"),
-        (SignalKind::quit(), "SIGQUIT"),
-    ] {
-        let mut sig = signal(kind).map_err(|e| Error::io("cannot handle signals", e))?;
-        let events = events.clone();
-        spawn_local(async move {
-            while sig.recv().await.is_some() {
-                if events.send(Event::Signal(name)).is_err() {
-                    break;
-                }
-            }
-        });
-    }
-    Ok(())
-}
-
 impl Cluster {
-    fn slot_mut(&mut self, role: Role, id: u32) -> Option<&mut Slot> {
+    pub(super) fn slot_mut(&mut self, role: Role, id: u32) -> Option<&mut Slot> {
         match role {
             Role::Agent => self.agent.as_mut(),
             Role::App => self.apps.get_mut(id as usize - 1),
         }
     }
 
-    fn slot_of(&mut self, pid: u32) -> Option<&mut Slot> {
+    pub(super) fn slot_of(&mut self, pid: u32) -> Option<&mut Slot> {
         self.agent
             .iter_mut()
             .chain(self.apps.iter_mut())
@@ -301,7 +252,7 @@ impl Cluster {
             .collect()
     }
 
-    fn info(&self) -> ClusterInfo {
+    pub(super) fn info(&self) -> ClusterInfo {
         ClusterInfo {
             port: self.plan.port.port(),
             address: self.plan.settings.host.clone(),
@@ -319,7 +270,7 @@ impl Cluster {
                 .all(|s| s.live.is_none())
     }
 
-    fn publish_workers(&self) {
+    pub(super) fn publish_workers(&self) {
         let list = self
             .agent
             .iter()
@@ -336,185 +287,8 @@ impl Cluster {
         *self.published.workers.lock().expect("workers lock") = list;
     }
 
-    fn start_apps(&mut self) {
-        for id in 1..=self.apps.len() as u32 {
-            self.start(Role::App, id);
-        }
-    }
-
-    /// Spawns the worker of a slot and the tasks that serve it.
-    fn start(&mut self, role: Role, id: u32) {
-        if matches!(self.phase, Phase::Stopping { .. }) {
-            return;
-        }
-        let s = &self.plan.settings;
-        let command = match role {
-            Role::Agent => self
-                .plan
-                .agent
-                .clone()
-                .expect("an agent slot has a command"),
-            Role::App => self.plan.app.clone(),
-        };
-        let listeners: Vec<(&OwnedFd, &str)> = match (&self.plan.port, role) {
-            (PortPlan::Shared { fd, .. }, Role::App) => vec![(fd, "clutch")],
-            _ => Vec::new(),
-        };
-        let mode = match role {
-            Role::Agent => s.agent_ready_mode(),
-            Role::App => s.ready,
-        };
-        let notify = match mode {
-            ReadyMode::Notify => match crate::master::readiness::NotifySocket::new() {
-                Ok(n) => Some(n),
-                Err(e) => {
-                    let e = std::io::Error::new(
-                        e.kind(),
-                        format!("cannot make its NOTIFY_SOCKET: {e}"),
-                    );
-                    return self.spawn_failed(role, id, &command, e);
-                }
-            },
-            _ => None,
-        };
-        let mut env = s.env.clone();
-        if self.plan.port.port().is_some() {
-            env.push(("CLUTCH_HOST".into(), s.host.clone()));
-        }
-        if matches!(self.plan.port, PortPlan::ReusePort { .. }) {
-            env.push(("CLUTCH_REUSEPORT".into(), "1".into()));
-        }
-        if let Some(n) = &notify {
-            env.push(("NOTIFY_SOCKET".into(), n.address()));
-        }
-        let spec = SpawnSpec {
-            role,
-            id,
-            command: &command,
-            name: &s.name,
-            port: self.info().port,
-            listeners: &listeners,
-            extra_env: &env,
-        };
-        let spawned = match spawn(&spec) {
-            Ok(sp) => sp,
-            Err(e) => return self.spawn_failed(role, id, &command, e),
-        };
-        let pid = spawned.pid;
-        self.guard.watch(pid);
-        let name = WorkerName { role, id, pid };
-        tracing::debug!("{name} spawned: {}", shell_words::join(&command));
-        let stream = match UnixStream::from_std(spawned.channel) {
-            Ok(s) => Rc::new(s),
-            Err(e) => {
-                tracing::error!("cannot register the channel of {name}: {e}");
-                let _ = signal_group(pid, Signal::SIGKILL);
-                spawn_local(tasks::wait_child(
-                    spawned.child,
-                    pid,
-                    self.events.clone(),
-                    None,
-                ));
-                return;
-            }
-        };
-        let outbox = Rc::new(Outbox::new());
-        self.messenger.add(Peer {
-            name,
-            outbox: outbox.clone(),
-        });
-        let src = Source {
-            endpoint: match role {
-                Role::Agent => Endpoint::Agent,
-                Role::App => Endpoint::App,
-            },
-            worker: Some(name),
-            outbox: Some(outbox.clone()),
-        };
-        let (channel_done, channel_closed) = tokio::sync::oneshot::channel();
-        spawn_local(tasks::read_channel(
-            stream.clone(),
-            src,
-            self.messenger.clone(),
-            self.handoff.clone(),
-            self.events.clone(),
-            s.max_message_size,
-            Some(channel_done),
-        ));
-        spawn_local(tasks::write_channel(stream, outbox.clone()));
-        spawn_local(tasks::wait_child(
-            spawned.child,
-            pid,
-            self.events.clone(),
-            Some(channel_closed),
-        ));
-
-        let timeout = s.ready_timeout;
-        let mut timers = Vec::new();
-        if !matches!(mode, ReadyMode::Spawn | ReadyMode::Delay(_)) {
-            timers.push(self.after(timeout, Event::ReadyTimeout { pid }));
-        }
-        let events = self.events.clone();
-        match mode {
-            ReadyMode::Spawn => {
-                let _ = events.send(Event::Ready { pid });
-            }
-            ReadyMode::Delay(d) => timers.push(self.after(d, Event::Ready { pid })),
-            ReadyMode::Message => {}
-            ReadyMode::Notify => {
-                if let Some(n) = notify {
-                    let probe = spawn_local(async move {
-                        if n.wait_ready(timeout).await {
-                            let _ = events.send(Event::Ready { pid });
-                        }
-                    });
-                    timers.push(probe.abort_handle());
-                }
-            }
-            ReadyMode::Tcp(port) => {
-                let probe = spawn_local(async move {
-                    if crate::master::readiness::wait_tcp(port, timeout).await {
-                        let _ = events.send(Event::Ready { pid });
-                    }
-                });
-                timers.push(probe.abort_handle());
-            }
-        }
-        let slot = self.slot_mut(role, id).expect("slot exists");
-        slot.restart_pending = false;
-        slot.live = Some(Live {
-            pid,
-            started: Instant::now(),
-            ready: false,
-            outbox,
-            reaped: false,
-            timers,
-        });
-        self.publish_workers();
-    }
-
-    /// A worker could not be spawned: before ready the start fails, after it the slot's
-    /// restart policy decides.
-    fn spawn_failed(&mut self, role: Role, id: u32, command: &[String], e: std::io::Error) {
-        let what = match role {
-            Role::Agent => "the agent".to_string(),
-            Role::App => format!("app worker {id}"),
-        };
-        let err = Error::Spawn {
-            what,
-            command: shell_words::join(command),
-            source: Arc::new(e),
-        };
-        tracing::error!("{err}");
-        match self.phase {
-            Phase::Starting => self.fail(err),
-            Phase::Ready => self.after_death(role, id, Duration::ZERO, false),
-            Phase::Stopping { .. } => {}
-        }
-    }
-
     /// Sends `event` to the run loop after `delay`; abort the handle to cancel it.
-    fn after(&self, delay: Duration, event: Event) -> AbortHandle {
+    pub(super) fn after(&self, delay: Duration, event: Event) -> AbortHandle {
         let events = self.events.clone();
         spawn_local(async move {
             tokio::time::sleep(delay).await;
@@ -525,7 +299,7 @@ impl Cluster {
 
     /// Signals a worker's process group, unless the worker is gone or already reaped (its
     /// group number may be free for another process by then).
-    fn signal_worker(&self, pid: u32, sig: Signal) {
+    pub(super) fn signal_worker(&self, pid: u32, sig: Signal) {
         let live = self
             .agent
             .iter()
@@ -568,15 +342,7 @@ impl Cluster {
                 }
             }
             Event::KillTimeout { stage } => {
-                if self.phase == (Phase::Stopping { stage }) {
-                    for name in self.stage_workers(stage) {
-                        tracing::warn!(
-                            "{name} still running {} ms after SIGTERM; sending SIGKILL",
-                            self.plan.settings.kill_timeout.as_millis()
-                        );
-                        self.signal_worker(name.pid, Signal::SIGKILL);
-                    }
-                }
+                self.on_kill_timeout(stage);
             }
             Event::ToMaster(msg) => {
                 tracing::debug!("message to the master: {}", msg.action);
@@ -764,7 +530,7 @@ impl Cluster {
     }
 
     /// Restart, park or leave a slot whose worker died after the cluster was ready.
-    fn after_death(&mut self, role: Role, id: u32, uptime: Duration, success: bool) {
+    pub(super) fn after_death(&mut self, role: Role, id: u32, uptime: Duration, success: bool) {
         // --restart is about app workers; the agent always comes back (within the limit).
         let policy = match role {
             Role::Agent => RestartPolicy::Always,
@@ -881,7 +647,7 @@ impl Cluster {
         }
     }
 
-    fn fail(&mut self, err: Error) {
+    pub(super) fn fail(&mut self, err: Error) {
         if self.failure.is_none() {
             tracing::error!("the cluster failed to start: {err}");
             self.failure = Some(err);
@@ -889,61 +655,11 @@ impl Cluster {
         self.stop();
     }
 
-    fn stage_workers(&self, stage: u32) -> Vec<WorkerName> {
-        let slots: Vec<&Slot> = match stage {
-            1 => self.apps.iter().collect(),
-            _ => self.agent.iter().collect(),
-        };
-        slots.into_iter().filter_map(|s| s.name()).collect()
-    }
-
-    /// Stops the apps, then the agent: SIGTERM to each process group, SIGKILL after the
-    /// kill timeout, and on as soon as they are gone.
-    fn stop(&mut self) {
-        if matches!(self.phase, Phase::Stopping { .. }) {
-            return;
-        }
-        self.next_stop_stage(0);
-    }
-
-    fn outbox_of(&self, pid: u32) -> Option<Rc<Outbox>> {
+    pub(super) fn outbox_of(&self, pid: u32) -> Option<Rc<Outbox>> {
         self.apps
             .iter()
             .filter_map(|s| s.live.as_ref())
             .find(|l| l.pid == pid)
             .map(|l| l.outbox.clone())
-    }
-
-    fn next_stop_stage(&mut self, from: u32) {
-        if let Some(task) = self.accept_task.take() {
-            // New connections are refused from now on rather than handed to stopping workers.
-            task.abort();
-        }
-        let mut stage = from + 1;
-        while stage <= 2 && self.stage_workers(stage).is_empty() {
-            stage += 1;
-        }
-        self.phase = Phase::Stopping { stage };
-        if stage > 2 {
-            return;
-        }
-        for name in self.stage_workers(stage) {
-            tracing::debug!("sending SIGTERM to {name}");
-            self.signal_worker(name.pid, Signal::SIGTERM);
-        }
-        self.after(
-            self.plan.settings.kill_timeout,
-            Event::KillTimeout { stage },
-        );
-    }
-
-    fn kill_all(&mut self) {
-        for name in self
-            .stage_workers(1)
-            .into_iter()
-            .chain(self.stage_workers(2))
-        {
-            self.signal_worker(name.pid, Signal::SIGKILL);
-        }
     }
 }

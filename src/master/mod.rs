@@ -5,18 +5,22 @@
 //! decision. The thread lives exactly as long as the cluster, which matters because a
 //! child's parent-death signal fires when the *thread* that forked it exits.
 
+pub mod launch;
 pub mod lifecycle;
 pub mod messenger;
 pub mod readiness;
 pub mod restart;
+pub mod shutdown;
+pub mod signals;
 pub mod spawn;
 pub mod tasks;
 pub mod worker;
 
 use crate::config::{ReadyMode, RestartPolicy, Settings};
 use crate::error::Error;
+use crate::listen::PortPlan;
 use crate::protocol::Message;
-use lifecycle::{Event, Plan, PortPlan, Published};
+use lifecycle::{Event, Plan, Published};
 use messenger::{Messenger, ParentSink, Source};
 use serde::Serialize;
 use std::os::fd::{FromRawFd, OwnedFd};

@@ -7,6 +7,7 @@
 pub const DEFAULT_MAX_LINE: usize = 16 * 1024 * 1024;
 
 const READ_CHUNK: usize = 64 * 1024;
+const SHRINK_ABOVE: usize = 16 * READ_CHUNK;
 
 /// A line grew past the limit before its newline came.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -48,6 +49,10 @@ impl LineBuffer {
             self.start = 0;
             self.end = 0;
             self.scanned = 0;
+            if self.buf.len() > SHRINK_ABOVE {
+                // One huge message must not pin its buffer for the channel's life.
+                self.buf = vec![0; READ_CHUNK];
+            }
         } else if self.buf.len() - self.end < READ_CHUNK && self.start > 0 {
             self.buf.copy_within(self.start..self.end, 0);
             self.end -= self.start;
@@ -131,6 +136,24 @@ mod tests {
         let mut b = LineBuffer::new(4);
         feed(&mut b, b"123456\n");
         assert_eq!(b.next_line(), Err(LineTooLong { limit: 4 }));
+    }
+
+    #[test]
+    fn the_buffer_shrinks_after_a_huge_line() {
+        let mut b = LineBuffer::new(8 << 20);
+        let huge = vec![b'x'; 4 << 20];
+        let mut fed = 0;
+        while fed < huge.len() {
+            let spare = b.spare();
+            let n = spare.len().min(huge.len() - fed);
+            spare[..n].copy_from_slice(&huge[fed..fed + n]);
+            b.filled(n);
+            fed += n;
+        }
+        feed(&mut b, b"\n");
+        assert_eq!(b.next_line().unwrap().map(<[u8]>::len), Some(4 << 20));
+        b.spare();
+        assert!(b.buf.len() <= 2 * READ_CHUNK);
     }
 
     #[test]

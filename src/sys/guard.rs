@@ -44,11 +44,6 @@ impl Guard {
         }
     }
 
-    /// The guard's pid.
-    pub fn pid(&self) -> u32 {
-        self.pid as u32
-    }
-
     /// Asks the guard to kill group `pgid` should the master die.
     pub fn watch(&mut self, pgid: u32) {
         self.send(pgid as i32);

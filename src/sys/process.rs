@@ -16,16 +16,6 @@ pub fn signal_group(pgid: u32, sig: Signal) -> io::Result<()> {
     }
 }
 
-/// Whether any process of group `pgid` is still alive.
-pub fn group_alive(pgid: u32) -> bool {
-    let pgid = nix::unistd::Pid::from_raw(pgid as i32);
-    // EPERM means a process exists that we may not signal; it still exists.
-    !matches!(
-        nix::sys::signal::killpg(pgid, None),
-        Err(nix::errno::Errno::ESRCH)
-    )
-}
-
 /// Runs in the forked child before exec: ask for SIGKILL when the parent dies, and leave at
 /// once if it already has (the race between fork and prctl).
 ///
