@@ -6,6 +6,7 @@ use crate::master::Role;
 use crate::worker::Worker;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
+use tokio::signal::unix::{SignalKind, signal};
 
 /// The hidden subcommand that runs a demo worker.
 pub const SUBCOMMAND: &str = "demo-worker";
@@ -17,9 +18,16 @@ pub fn run() -> anyhow::Result<()> {
         .build()?;
     rt.block_on(async {
         let w = Worker::from_env()?;
-        match w.role() {
-            Role::Agent => agent(w).await,
-            Role::App => app(w).await,
+        let mut term = signal(SignalKind::terminate())?;
+        // A demo worker has nothing to finish: SIGTERM is a clean exit (code 0).
+        tokio::select! {
+            r = async {
+                match w.role() {
+                    Role::Agent => agent(w).await,
+                    Role::App => app(w).await,
+                }
+            } => r,
+            _ = term.recv() => Ok(()),
         }
     })
 }
