@@ -9,11 +9,7 @@ use std::time::{Duration, Instant};
 /// can reach it.
 #[tokio::test]
 async fn agent_restarts_after_it_dies() {
-    let mut m = cluster(2, Some(&[]), &[]).start().unwrap();
-    tokio::time::timeout(DEADLINE, m.ready())
-        .await
-        .expect("ready in time")
-        .unwrap();
+    let mut m = start_ready(cluster(2, Some(&[]), &[])).await;
     let old = live_pid(&m, Role::Agent, 0).unwrap();
     let apps = live_app_pids(&m);
     let killed = Instant::now();

@@ -13,14 +13,7 @@ const MARKER: &[u8] = b"{\"action\":\"after-bad\",\"to\":\"parent\"}\n";
 /// An agent and 2 app workers, every lifecycle message delivered (so nothing else is being
 /// written on app worker 1's channel when it writes raw bytes); (handle, agent, apps).
 async fn quiet_cluster() -> (Master, u32, Vec<u32>) {
-    let mut m = cluster(2, Some(&[]), &[])
-        .max_message_size(64 * 1024)
-        .start()
-        .unwrap();
-    tokio::time::timeout(DEADLINE, m.ready())
-        .await
-        .expect("ready in time")
-        .unwrap();
+    let mut m = start_ready(cluster(2, Some(&[]), &[]).max_message_size(64 * 1024)).await;
     let agent = live_pid(&m, Role::Agent, 0).unwrap();
     let apps = live_app_pids(&m);
     collect_until(&mut m, "cluster-ready at every worker", DEADLINE, |seen| {

@@ -1,7 +1,7 @@
 //! `cluster-pids`: the agent learns the ready app workers' pids each time the set changes,
 //! each app worker the agent's, at first boot and whenever either side is replaced.
 mod common;
-use clutch::{Master, Message, Role};
+use clutch::{Message, Role};
 use common::*;
 use serde_json::json;
 use std::collections::HashMap;
@@ -16,17 +16,6 @@ fn cluster_pids_got_by(m: &Message, pid: u32) -> Option<Vec<u32>> {
         serde_json::from_value(msg["data"].clone()).expect("cluster-pids carries pids");
     pids.sort_unstable();
     Some(pids)
-}
-
-async fn ready_cluster(apps: usize) -> (Master, u32, Vec<u32>) {
-    let mut m = cluster(apps, Some(&[]), &[]).start().unwrap();
-    tokio::time::timeout(DEADLINE, m.ready())
-        .await
-        .expect("ready in time")
-        .unwrap();
-    let agent = live_pid(&m, Role::Agent, 0).expect("an agent");
-    let apps = live_app_pids(&m);
-    (m, agent, apps)
 }
 
 #[tokio::test]

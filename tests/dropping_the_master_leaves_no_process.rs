@@ -5,13 +5,7 @@ use common::*;
 /// started themselves.
 #[tokio::test]
 async fn dropping_the_master_leaves_no_process() {
-    let mut m = cluster(2, Some(&["grandchild"]), &["grandchild"])
-        .start()
-        .unwrap();
-    tokio::time::timeout(DEADLINE, m.ready())
-        .await
-        .expect("ready in time")
-        .unwrap();
+    let mut m = start_ready(cluster(2, Some(&["grandchild"]), &["grandchild"])).await;
     let seen = collect_until(&mut m, "3 started reports", DEADLINE, |seen| {
         seen.iter().filter_map(started_report).count() == 3
     })

@@ -7,11 +7,7 @@ use serde_json::json;
 
 #[tokio::test]
 async fn from_cannot_be_spoofed() {
-    let mut m = cluster(1, Some(&[]), &[]).start().unwrap();
-    tokio::time::timeout(DEADLINE, m.ready())
-        .await
-        .expect("ready in time")
-        .unwrap();
+    let mut m = start_ready(cluster(1, Some(&[]), &[])).await;
     let agent = live_pid(&m, Role::Agent, 0).unwrap();
     let app = live_app_pids(&m)[0];
 
@@ -43,11 +39,7 @@ async fn from_cannot_be_spoofed() {
 
 #[tokio::test]
 async fn message_without_from_gets_the_senders_endpoint() {
-    let mut m = cluster(1, Some(&[]), &[]).start().unwrap();
-    tokio::time::timeout(DEADLINE, m.ready())
-        .await
-        .expect("ready in time")
-        .unwrap();
+    let mut m = start_ready(cluster(1, Some(&[]), &[])).await;
     let agent = live_pid(&m, Role::Agent, 0).unwrap();
     let app = live_app_pids(&m)[0];
 

@@ -7,14 +7,9 @@ use std::time::{Duration, Instant};
 #[tokio::test]
 async fn ignoring_sigterm_worker_and_its_grandchild_are_killed_after_the_timeout() {
     const KILL_TIMEOUT: Duration = Duration::from_millis(500);
-    let mut m = cluster(1, None, &["ignore-term", "grandchild"])
-        .kill_timeout(KILL_TIMEOUT)
-        .start()
-        .unwrap();
-    tokio::time::timeout(DEADLINE, m.ready())
-        .await
-        .expect("ready in time")
-        .unwrap();
+    let mut m =
+        start_ready(cluster(1, None, &["ignore-term", "grandchild"]).kill_timeout(KILL_TIMEOUT))
+            .await;
     let started = expect(&mut m, "the started report", DEADLINE, |x| {
         x.action == "started"
     })

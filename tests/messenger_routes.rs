@@ -1,22 +1,9 @@
 //! The Messenger routes by `to` and `receiverPid` between the parent, the master, the agent
 //! and the app workers.
 mod common;
-use clutch::{Endpoint, Master, Role};
+use clutch::Endpoint;
 use common::*;
 use serde_json::json;
-
-/// A ready cluster of fixtures: an agent and `apps` app workers; (handle, agent pid, app pids).
-async fn ready_cluster(apps: usize) -> (Master, u32, Vec<u32>) {
-    let mut m = cluster(apps, Some(&[]), &[]).start().unwrap();
-    tokio::time::timeout(DEADLINE, m.ready())
-        .await
-        .expect("ready in time")
-        .unwrap();
-    let agent = live_pid(&m, Role::Agent, 0).expect("an agent");
-    let pids = live_app_pids(&m);
-    assert_eq!(pids.len(), apps);
-    (m, agent, pids)
-}
 
 #[tokio::test]
 async fn messenger_app_to_agent() {

@@ -39,11 +39,7 @@ async fn death_and_replacement(m: &mut Master, old: u32) -> (Value, u32) {
 
 #[tokio::test]
 async fn an_app_worker_that_exits_is_restarted_in_its_slot() {
-    let mut m = cluster(2, None, &[]).start().unwrap();
-    tokio::time::timeout(DEADLINE, m.ready())
-        .await
-        .expect("ready in time")
-        .unwrap();
+    let mut m = start_ready(cluster(2, None, &[])).await;
     let [one, old] = live_app_pids(&m)[..] else {
         panic!("{:?}", m.workers())
     };
@@ -63,11 +59,7 @@ async fn an_app_worker_that_exits_is_restarted_in_its_slot() {
 
 #[tokio::test]
 async fn an_app_worker_killed_by_a_signal_is_restarted_in_its_slot() {
-    let mut m = cluster(2, None, &[]).start().unwrap();
-    tokio::time::timeout(DEADLINE, m.ready())
-        .await
-        .expect("ready in time")
-        .unwrap();
+    let mut m = start_ready(cluster(2, None, &[])).await;
     let [one, old] = live_app_pids(&m)[..] else {
         panic!("{:?}", m.workers())
     };

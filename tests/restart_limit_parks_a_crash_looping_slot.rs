@@ -8,14 +8,10 @@ use std::time::Duration;
 #[tokio::test]
 async fn restart_limit_parks_a_crash_looping_slot() {
     const LIMIT: u32 = 2;
-    let mut m = cluster(2, None, &["crash-after-if-id:2:20"])
-        .restart_limit(LIMIT, Duration::from_secs(60))
-        .start()
-        .unwrap();
-    tokio::time::timeout(DEADLINE, m.ready())
-        .await
-        .expect("ready in time")
-        .unwrap();
+    let mut m = start_ready(
+        cluster(2, None, &["crash-after-if-id:2:20"]).restart_limit(LIMIT, Duration::from_secs(60)),
+    )
+    .await;
     let one = live_pid(&m, Role::App, 1).unwrap();
     // Backoff 100 ms then 200 ms between the crashes.
     let seen = collect_until(&mut m, "app-worker-parked", DEADLINE, |seen| {

@@ -13,18 +13,15 @@ async fn shutdown_stops_apps_before_the_agent() {
     let dir = tempfile::tempdir().unwrap();
     let log = dir.path().join("term.log");
     let log_arg = format!("term-log:{}", log.display());
-    let mut m = cluster(
-        2,
-        Some(&["term-exit:0", &log_arg]),
-        &["term-exit:0", &log_arg, "term-delay:150"],
+    let mut m = start_ready(
+        cluster(
+            2,
+            Some(&["term-exit:0", &log_arg]),
+            &["term-exit:0", &log_arg, "term-delay:150"],
+        )
+        .kill_timeout(Duration::from_secs(5)),
     )
-    .kill_timeout(Duration::from_secs(5))
-    .start()
-    .unwrap();
-    tokio::time::timeout(DEADLINE, m.ready())
-        .await
-        .expect("ready in time")
-        .unwrap();
+    .await;
     // Every worker is past its start (its SIGTERM handler in place) once it reported.
     collect_until(&mut m, "3 started reports", DEADLINE, |seen| {
         seen.iter().filter_map(started_report).count() == 3

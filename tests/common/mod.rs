@@ -35,6 +35,26 @@ pub fn cluster(workers: usize, agent_args: Option<&[&str]>, app_args: &[&str]) -
         .kill_timeout(Duration::from_secs(5))
 }
 
+/// Starts `builder` and waits (with [`DEADLINE`]) until the cluster is ready.
+pub async fn start_ready(builder: MasterBuilder) -> Master {
+    let mut m = builder.start().expect("the cluster starts");
+    tokio::time::timeout(DEADLINE, m.ready())
+        .await
+        .expect("ready in time")
+        .expect("the cluster is ready");
+    m
+}
+
+/// A ready cluster of fixtures: an agent and `apps` app workers; (handle, agent pid, app
+/// pids).
+pub async fn ready_cluster(apps: usize) -> (Master, u32, Vec<u32>) {
+    let m = start_ready(cluster(apps, Some(&[]), &[])).await;
+    let agent = live_pid(&m, clutch::Role::Agent, 0).expect("an agent");
+    let pids = live_app_pids(&m);
+    assert_eq!(pids.len(), apps);
+    (m, agent, pids)
+}
+
 /// The usual deadline for a condition.
 pub const DEADLINE: Duration = Duration::from_secs(10);
 
