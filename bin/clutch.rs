@@ -158,6 +158,10 @@ fn start(args: StartArgs, matches: &ArgMatches) -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    // The library leaves the embedding process's limits alone; the CLI owns its process.
+    if let Err(e) = clutch::sys::process::raise_fd_limit() {
+        tracing::debug!("cannot raise the open-file limit: {e}");
+    }
     match MasterBuilder::from_settings(settings)
         .parent_from_env()
         .handle_signals()

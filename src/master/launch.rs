@@ -91,15 +91,18 @@ impl Cluster {
         let stream = match UnixStream::from_std(spawned.channel) {
             Ok(s) => Rc::new(s),
             Err(e) => {
-                tracing::error!("cannot register the channel of {name}: {e}");
+                // Not a worker without its channel: reap it and treat it as a failed spawn.
                 let _ = signal_group(pid, Signal::SIGKILL);
+                self.guard.forget(pid);
                 spawn_local(tasks::wait_child(
                     spawned.child,
                     pid,
                     self.events.clone(),
                     None,
                 ));
-                return;
+                let e =
+                    std::io::Error::new(e.kind(), format!("cannot register {name}'s channel: {e}"));
+                return self.spawn_failed(role, id, &command, e);
             }
         };
         let outbox = Rc::new(Outbox::new());

@@ -163,9 +163,6 @@ pub async fn run(
     if plan.handle_signals {
         crate::master::signals::listen_for_signals(&events)?;
     }
-    if let Err(e) = crate::sys::process::raise_fd_limit() {
-        tracing::debug!("cannot raise the open-file limit: {e}");
-    }
     let (handoff, accept_task) = match &mut plan.port {
         PortPlan::Sticky { listener, .. } => {
             let dialect = plan.settings.app_dialect.resolve(&plan.app);
@@ -387,7 +384,8 @@ impl Cluster {
         };
         let name = slot.name().expect("slot_of finds live slots");
         let live = slot.live.as_mut().expect("slot_of finds live slots");
-        if live.ready {
+        // A dead worker is not ready, whatever it said or a probe saw before it died.
+        if live.ready || live.reaped {
             return;
         }
         live.ready = true;

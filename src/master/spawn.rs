@@ -108,7 +108,10 @@ pub fn spawn(spec: &SpawnSpec<'_>) -> io::Result<Spawned> {
     let mut plan = plan;
     // SAFETY: both closures make only async-signal-safe calls and do not allocate.
     unsafe {
-        cmd.pre_exec(move || crate::sys::process::die_with_parent(master));
+        cmd.pre_exec(move || {
+            crate::sys::process::die_with_parent(master)?;
+            crate::sys::process::restore_fd_limit()
+        });
         cmd.pre_exec(move || plan.exec());
     }
     let child = cmd.spawn()?;

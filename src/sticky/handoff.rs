@@ -181,7 +181,14 @@ impl Handoff {
 
     /// Tries the picked slot, then the next best, skipping those in `tried`; waits when
     /// none can take it.
-    fn route(&self, mut p: Pending, tried: &mut Vec<usize>) {
+    fn route(&self, p: Pending, tried: &mut Vec<usize>) {
+        if let Err(p) = self.try_route(p, tried) {
+            self.wait(p);
+        }
+    }
+
+    /// As [`route`](Self::route), but gives the connection back when no slot can take it.
+    fn try_route(&self, mut p: Pending, tried: &mut Vec<usize>) -> Result<(), Pending> {
         loop {
             let pick = {
                 let slots = self.slots.borrow();
@@ -192,11 +199,11 @@ impl Handoff {
                 affinity::pick_slot(p.peer.ip(), &open)
             };
             let Some(id) = pick else {
-                return self.wait(p);
+                return Err(p);
             };
             let i = id as usize - 1;
             match self.send(i, p) {
-                Ok(()) => return,
+                Ok(()) => return Ok(()),
                 Err(back) => {
                     p = back;
                     tried.push(i);
@@ -224,10 +231,19 @@ impl Handoff {
     }
 
     /// Connections that waited for any slot get another chance.
+    /// Connections that waited for any slot get another chance, in order. Whether a slot
+    /// can take one does not depend on the client, so the first that must wait again
+    /// stops the round: an ack under a backlog costs the connections it lets through,
+    /// not a rescan of the whole queue.
     fn retry_waiting(&self) {
-        let waiting = std::mem::take(&mut *self.waiting.borrow_mut());
-        for p in waiting {
-            self.dispatch(p);
+        loop {
+            let Some(p) = self.waiting.borrow_mut().pop_front() else {
+                return;
+            };
+            if let Err(p) = self.try_route(p, &mut Vec::new()) {
+                self.waiting.borrow_mut().push_front(p);
+                return;
+            }
         }
     }
 
@@ -527,6 +543,24 @@ mod tests {
             h.waiting.borrow().len(),
             1,
             "with every channel closed, it waits"
+        );
+    }
+
+    #[test]
+    fn a_backlog_drains_in_order_as_acks_free_room() {
+        let h = Handoff::new(1, Dialect::Node);
+        let o = Rc::new(Outbox::new());
+        h.attach(1, o.clone());
+        for i in 0..(MAX_IN_FLIGHT + 3) {
+            h.dispatch(conn(&format!("10.9.{}.{}:1", i / 256, i % 256)));
+        }
+        assert_eq!(h.waiting.borrow().len(), 3);
+        let first_waiting = h.waiting.borrow()[0].peer;
+        h.on_node_ack(1, &o);
+        assert_eq!(h.waiting.borrow().len(), 2);
+        assert_eq!(
+            h.slots.borrow()[0].unacked.back().map(|p| p.peer),
+            Some(first_waiting)
         );
     }
 

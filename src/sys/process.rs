@@ -3,6 +3,7 @@
 use std::io;
 use std::os::unix::process::ExitStatusExt;
 use std::process::ExitStatus;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 pub use nix::sys::signal::Signal;
 
@@ -76,14 +77,41 @@ impl std::fmt::Display for Exit {
     }
 }
 
+/// The soft open-file limit the process started with, when [`raise_fd_limit`] raised it
+/// (0: untouched). Children get it back before exec.
+static ORIGINAL_SOFT: AtomicU64 = AtomicU64::new(0);
+static HARD: AtomicU64 = AtomicU64::new(0);
+
 /// Raises the soft open-file limit to the hard one: the sticky master holds a socket per
 /// connection until a worker takes it, and a low soft limit (often 1024) would make
-/// `accept` and even spawning fail under a burst. Returns the new soft limit.
+/// `accept` and even spawning fail under a burst. Workers still start with the original
+/// soft limit (see [`restore_fd_limit`]): a program using `select()` must not see fds
+/// past 1024. Returns the new soft limit.
 pub fn raise_fd_limit() -> io::Result<u64> {
     use nix::sys::resource::{Resource, getrlimit, setrlimit};
     let (soft, hard) = getrlimit(Resource::RLIMIT_NOFILE)?;
     if soft < hard {
         setrlimit(Resource::RLIMIT_NOFILE, hard, hard)?;
+        HARD.store(hard, Ordering::Relaxed);
+        ORIGINAL_SOFT.store(soft, Ordering::Relaxed);
     }
     Ok(hard)
+}
+
+/// Runs in the forked child before exec: put back the soft open-file limit the master
+/// started with, if it raised it. Async-signal-safe.
+pub fn restore_fd_limit() -> io::Result<()> {
+    let soft = ORIGINAL_SOFT.load(Ordering::Relaxed);
+    if soft == 0 {
+        return Ok(());
+    }
+    let lim = libc::rlimit {
+        rlim_cur: soft,
+        rlim_max: HARD.load(Ordering::Relaxed),
+    };
+    // SAFETY: setrlimit with a valid struct; a plain syscall.
+    if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &lim) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
 }
