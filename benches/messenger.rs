@@ -10,6 +10,8 @@
 //!
 //! The bench re-executes itself as the workers (`BENCH_ROLE` in the environment).
 
+mod common;
+
 use clutch::worker::Worker;
 use clutch::{Endpoint, Master, Message};
 use hdrhistogram::Histogram;
@@ -47,7 +49,7 @@ fn main() {
         .enable_all()
         .build()
         .unwrap();
-    println!("machine: {}", machine());
+    println!("machine: {}", common::machine());
     println!(
         "message size: {} bytes (routed: {} bytes with the master's from stamp)",
         LINE.len(),
@@ -64,19 +66,6 @@ fn main() {
     rt.block_on(round_trip());
     rt.block_on(startup());
     rss_with_16_workers();
-}
-
-fn machine() -> String {
-    let cpu = std::fs::read_to_string("/proc/cpuinfo")
-        .ok()
-        .and_then(|c| {
-            c.lines()
-                .find(|l| l.starts_with("model name"))
-                .map(|l| l.split(':').nth(1).unwrap_or("").trim().to_string())
-        })
-        .unwrap_or_default();
-    let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
-    format!("{cpu}, {cores} cores")
 }
 
 fn me() -> String {
@@ -213,15 +202,21 @@ async fn direct_throughput() -> f64 {
     MESSAGES as f64 / (nanos as f64 / 1e9)
 }
 
-async fn routed_throughput() -> f64 {
+/// A ready cluster of this bench as the agent and `workers` app workers, in `role`.
+async fn bench_cluster(workers: usize, role: &str) -> Master {
     let mut m = Master::builder()
-        .workers(1)
+        .workers(workers)
         .app([me()])
         .agent([me()])
-        .env("BENCH_ROLE", "throughput")
+        .env("BENCH_ROLE", role)
         .start()
         .unwrap();
     m.ready().await.unwrap();
+    m
+}
+
+async fn routed_throughput() -> f64 {
+    let mut m = bench_cluster(1, "throughput").await;
     m.send(&Message::new("arm", json!(null)).to(Endpoint::Agent));
     m.recv_action("armed", Duration::from_secs(10))
         .await
@@ -280,14 +275,7 @@ fn rtt_worker() {
 }
 
 async fn round_trip() {
-    let mut m = Master::builder()
-        .workers(1)
-        .app([me()])
-        .agent([me()])
-        .env("BENCH_ROLE", "echo")
-        .start()
-        .unwrap();
-    m.ready().await.unwrap();
+    let mut m = bench_cluster(1, "echo").await;
     m.send(&Message::new("go", json!(null)).to(Endpoint::App));
     let r = m
         .recv_action("rtt", Duration::from_secs(120))
@@ -319,14 +307,7 @@ async fn startup() {
     let mut times = Vec::new();
     for _ in 0..STARTUPS {
         let t = Instant::now();
-        let mut m = Master::builder()
-            .workers(4)
-            .app([me()])
-            .agent([me()])
-            .env("BENCH_ROLE", "trivial")
-            .start()
-            .unwrap();
-        m.ready().await.unwrap();
+        let m = bench_cluster(4, "trivial").await;
         times.push(t.elapsed());
         m.shutdown().await.unwrap();
     }

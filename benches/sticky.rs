@@ -24,6 +24,8 @@
 //! in clock ticks (usually 10 ms); the tick count is printed beside each per-connection
 //! figure so its resolution shows.
 
+mod common;
+
 use socket2::{Domain, Protocol, SockAddr, Socket, Type};
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{Ipv4Addr, SocketAddrV4, TcpStream};
@@ -83,7 +85,7 @@ fn main() {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(CLIENTS);
-    println!("machine: {}", machine());
+    println!("machine: {}", common::machine());
     println!(
         "cluster: {WORKERS} demo app workers, --no-agent; load: {clients} client threads, a new \
          connection per request, {:.0} s warm-up, {:.0} s measured",
@@ -618,17 +620,4 @@ fn worker_pids(master: u32) -> Vec<u32> {
         "expected {WORKERS} demo workers under master {master}, found {out:?}"
     );
     out
-}
-
-fn machine() -> String {
-    let cpu = std::fs::read_to_string("/proc/cpuinfo")
-        .ok()
-        .and_then(|c| {
-            c.lines()
-                .find(|l| l.starts_with("model name"))
-                .map(|l| l.split(':').nth(1).unwrap_or("").trim().to_string())
-        })
-        .unwrap_or_default();
-    let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
-    format!("{cpu}, {cores} cores")
 }
