@@ -235,11 +235,16 @@ impl Outbox {
         self.inner.borrow().closed
     }
 
-    /// Takes what is queued, as a writer would send it (for tests of the routing above).
+    /// Takes the lines queued (not those held), parsed, as a peer would read them (for tests
+    /// of the routing above).
     #[cfg(test)]
-    pub fn drain_for_test(&self) -> Vec<u8> {
+    pub fn drain_for_test(&self) -> Vec<serde_json::Value> {
         let mut q = self.inner.borrow_mut();
-        let out = q.buf[q.head..].to_vec();
+        let out = q.buf[q.head..]
+            .split(|b| *b == b'\n')
+            .filter(|l| !l.is_empty())
+            .map(|l| serde_json::from_slice(l).expect("queued lines are JSON"))
+            .collect();
         q.buf.clear();
         q.head = 0;
         q.fds.clear();

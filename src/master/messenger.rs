@@ -398,14 +398,6 @@ mod tests {
         (m, agent, app1, app2)
     }
 
-    fn delivered(o: &Outbox) -> Vec<serde_json::Value> {
-        o.drain_for_test()
-            .split(|b| *b == b'\n')
-            .filter(|l| !l.is_empty())
-            .map(|l| serde_json::from_slice(l).unwrap())
-            .collect()
-    }
-
     #[test]
     fn from_is_stamped_when_absent_and_default_route_is_app_to_agent() {
         let (m, agent, app1, _) = table();
@@ -414,10 +406,10 @@ mod tests {
             br#"{"action":"hi","data":[1,{"x":"y"}]}"#,
         );
         assert_eq!(out, Outcome::Routed(1));
-        let got = delivered(&agent);
+        let got = Outbox::drain_for_test(&agent);
         assert_eq!(got[0]["from"], "app");
         assert_eq!(got[0]["data"][1]["x"], "y");
-        assert!(delivered(&app1).is_empty());
+        assert!(Outbox::drain_for_test(&app1).is_empty());
     }
 
     #[test]
@@ -427,7 +419,7 @@ mod tests {
             &source(Role::App, 1, 11),
             br#"{"action":"hi","from":"master","to":"agent"}"#,
         );
-        assert_eq!(delivered(&agent)[0]["from"], "app");
+        assert_eq!(Outbox::drain_for_test(&agent)[0]["from"], "app");
     }
 
     #[test]
@@ -439,7 +431,7 @@ mod tests {
             br#"{"action":"b","from":"\u0061pp"}"#,
         );
         m.route(&source(Role::App, 1, 11), br#"{"action":"c","from":7}"#);
-        let got = delivered(&agent);
+        let got = Outbox::drain_for_test(&agent);
         assert_eq!(got.len(), 3);
         for v in got {
             assert_eq!(v["from"], "app", "{v}");
@@ -455,7 +447,7 @@ mod tests {
             m.route(&source(Role::Agent, 0, 10), forged),
             Outcome::Bad(_)
         ));
-        assert!(delivered(&app1).is_empty());
+        assert!(Outbox::drain_for_test(&app1).is_empty());
         let ack = br#"{"action":"clutch:ack","data":3}"#;
         assert_eq!(
             m.route(&source(Role::App, 1, 11), ack),
@@ -475,8 +467,8 @@ mod tests {
             br#"{"action":"x","to":"app","receiverPid":"12"}"#,
         );
         assert_eq!(out, Outcome::Routed(1));
-        assert!(delivered(&app1).is_empty());
-        assert_eq!(delivered(&app2)[0]["from"], "agent");
+        assert!(Outbox::drain_for_test(&app1).is_empty());
+        assert_eq!(Outbox::drain_for_test(&app2)[0]["from"], "agent");
         let out = m.route(
             &source(Role::Agent, 0, 10),
             br#"{"action":"x","to":"app","receiverPid":99}"#,
@@ -493,7 +485,7 @@ mod tests {
         );
         m.route(&source(Role::Agent, 0, 10), br#""ping""#);
         for o in [&app1, &app2] {
-            let got = delivered(o);
+            let got = o.drain_for_test();
             assert_eq!(got.len(), 1);
             assert_eq!(
                 got[0],
@@ -510,7 +502,7 @@ mod tests {
             br#"{"action":"app-start","to":"master"}"#,
         );
         assert_eq!(out, Outcome::Ready);
-        assert!(delivered(&agent).is_empty());
+        assert!(Outbox::drain_for_test(&agent).is_empty());
     }
 
     #[test]
@@ -557,7 +549,7 @@ mod tests {
         }
         // Whatever got through is valid JSON with the right `from`.
         for o in [&agent, &app1, &app2] {
-            for v in delivered(o) {
+            for v in o.drain_for_test() {
                 assert_eq!(v["from"], "app");
             }
         }

@@ -409,14 +409,6 @@ mod tests {
         )
     }
 
-    fn lines(o: &Outbox) -> Vec<serde_json::Value> {
-        o.drain_for_test()
-            .split(|b| *b == b'\n')
-            .filter(|l| !l.is_empty())
-            .map(|l| serde_json::from_slice(l).unwrap())
-            .collect()
-    }
-
     #[test]
     fn connections_wait_for_a_slot_and_go_when_one_attaches() {
         let h = Handoff::new(2, Dialect::Clutch);
@@ -499,21 +491,29 @@ mod tests {
         h.dispatch(conn("10.0.0.1:1"));
         o.push(&[br#"{"action":"between"}"#]).unwrap();
         h.dispatch(conn("10.0.0.2:1"));
-        let sent = lines(&o);
+        let sent = Outbox::drain_for_test(&o);
         assert_eq!(sent.len(), 1);
         assert_eq!(sent[0]["cmd"], "NODE_HANDLE");
         h.on_node_ack(1, &o);
-        let sent = lines(&o);
+        let sent = Outbox::drain_for_test(&o);
         assert_eq!(sent.len(), 2, "{sent:?}");
         assert_eq!(sent[0]["action"], "between");
         assert_eq!(sent[1]["msg"]["data"]["remoteAddress"], "10.0.0.2");
         h.on_node_nack(1, &o);
-        assert_eq!(lines(&o).len(), 1, "a NACK resends the handle");
+        assert_eq!(
+            Outbox::drain_for_test(&o).len(),
+            1,
+            "a NACK resends the handle"
+        );
         assert_eq!(h.unacked(1), 1);
         h.on_node_ack(1, &o);
         assert_eq!(h.unacked(1), 0);
         o.push(&[br#"{"action":"after"}"#]).unwrap();
-        assert_eq!(lines(&o)[0]["action"], "after", "the gate is lifted");
+        assert_eq!(
+            Outbox::drain_for_test(&o)[0]["action"],
+            "after",
+            "the gate is lifted"
+        );
     }
 
     #[test]
