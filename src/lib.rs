@@ -53,7 +53,7 @@
 //! worker died goes to the next live slot.
 //!
 //! ## Library
-//! - [`Master`] (built with [`Master::builder`]) runs a cluster from Rust: await
+//! - [`Master`] (built with [`Master::builder`], see [`master::builder`]) runs a cluster from Rust: await
 //!   [`Master::ready`], exchange messages as the parent, and drop it or call
 //!   [`Master::shutdown`]; no process is left behind.
 //! - [`worker::Worker`] is the child side for Rust workers.

@@ -1,0 +1,396 @@
+//! Building a cluster: [`MasterBuilder`] gathers settings; `prepare` does everything that
+//! can fail before a worker starts (validate, bind the port, write the pid file, adopt the
+//! parent channel) on the caller's thread, so that `start` can return those errors; then
+//! the master's thread runs [`super::lifecycle`].
+
+use super::lifecycle::{self, Event, Plan, Published};
+use super::messenger::{Messenger, ParentSink, Source};
+use super::{Master, State, tasks};
+use crate::config::{ReadyMode, RestartPolicy, Settings};
+use crate::error::Error;
+use crate::listen::PortPlan;
+use crate::protocol::Message;
+use std::os::fd::{FromRawFd, OwnedFd};
+use std::path::{Path, PathBuf};
+use std::rc::Rc;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::sync::{mpsc, watch};
+
+/// How long the master waits, when it is done, for the parent channel to take what is
+/// queued for it.
+const PARENT_FLUSH: Duration = Duration::from_secs(2);
+
+/// Where the master's `parent` route leads.
+enum ParentKind {
+    /// The in-process handle.
+    Handle,
+    /// The IPC fd found in `CLUTCH_CHANNEL_FD` / `NODE_CHANNEL_FD`, if any.
+    FromEnv,
+}
+
+/// Settings for a cluster, then [`start`](Self::start) (own thread) or [`run`](Self::run).
+pub struct MasterBuilder {
+    settings: Settings,
+    parent: ParentKind,
+    handle_signals: bool,
+}
+
+impl MasterBuilder {
+    /// Starts from `settings` as they are.
+    pub fn from_settings(settings: Settings) -> MasterBuilder {
+        MasterBuilder {
+            settings,
+            parent: ParentKind::Handle,
+            handle_signals: false,
+        }
+    }
+
+    /// The app worker command (program and arguments).
+    pub fn app<I, S>(mut self, command: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.settings.app = Some(command.into_iter().map(Into::into).collect());
+        self
+    }
+
+    /// The agent command; without it there is no agent.
+    pub fn agent<I, S>(mut self, command: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.settings.agent = Some(command.into_iter().map(Into::into).collect());
+        self
+    }
+
+    /// How many app workers.
+    pub fn workers(mut self, n: usize) -> Self {
+        self.settings.workers = n;
+        self
+    }
+
+    /// The public port (`0` for any free one).
+    pub fn port(mut self, port: u16) -> Self {
+        self.settings.port = Some(port);
+        self
+    }
+
+    /// The address to bind the port on.
+    pub fn host(mut self, host: impl Into<String>) -> Self {
+        self.settings.host = host.into();
+        self
+    }
+
+    /// When workers count as ready.
+    pub fn ready(mut self, mode: ReadyMode) -> Self {
+        self.settings.ready = mode;
+        self
+    }
+
+    /// When the agent counts as ready (defaults to [`ready`](Self::ready)).
+    pub fn agent_ready(mut self, mode: ReadyMode) -> Self {
+        self.settings.agent_ready = Some(mode);
+        self
+    }
+
+    /// How long a worker may take to be ready.
+    pub fn ready_timeout(mut self, t: Duration) -> Self {
+        self.settings.ready_timeout = t;
+        self
+    }
+
+    /// How long a stopping worker gets between SIGTERM and SIGKILL.
+    pub fn kill_timeout(mut self, t: Duration) -> Self {
+        self.settings.kill_timeout = t;
+        self
+    }
+
+    /// Which exits restart an app worker.
+    pub fn restart(mut self, policy: RestartPolicy) -> Self {
+        self.settings.restart = policy;
+        self
+    }
+
+    /// At most `limit` restarts of one slot per `window`.
+    pub fn restart_limit(mut self, limit: u32, window: Duration) -> Self {
+        self.settings.restart_limit = limit;
+        self.settings.restart_window = window;
+        self
+    }
+
+    /// Sticky mode: the master accepts on the port and hands each connection to an app
+    /// worker chosen by client address.
+    pub fn sticky(mut self) -> Self {
+        self.settings.listen = crate::config::ListenMode::Sticky;
+        self
+    }
+
+    /// Workers bind the port themselves with SO_REUSEPORT.
+    pub fn reuseport(mut self) -> Self {
+        self.settings.listen = crate::config::ListenMode::ReusePort;
+        self
+    }
+
+    /// Sticky mode: read a PROXY protocol header (v1 or v2) for the client address.
+    pub fn proxy_protocol(mut self, timeout: Duration) -> Self {
+        self.settings.proxy_protocol = true;
+        self.settings.proxy_timeout = timeout;
+        self
+    }
+
+    /// How app workers receive handed-over sockets.
+    pub fn app_dialect(mut self, dialect: crate::config::Dialect) -> Self {
+        self.settings.app_dialect = dialect;
+        self
+    }
+
+    /// Node dialect: send this string with each handed-over socket instead of the
+    /// `clutch:connection` object (egg-cluster's app workers expect
+    /// `sticky-session:connection`), as `--node-sticky-message` does.
+    pub fn node_sticky_message(mut self, message: impl Into<String>) -> Self {
+        self.settings.node_sticky_message = Some(message.into());
+        self
+    }
+
+    /// The longest line a worker may send.
+    pub fn max_message_size(mut self, bytes: usize) -> Self {
+        self.settings.max_message_size = bytes;
+        self
+    }
+
+    /// An extra environment variable for every worker.
+    pub fn env(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
+        self.settings.env.push((key.into(), value.into()));
+        self
+    }
+
+    /// Takes the `parent` route from `CLUTCH_CHANNEL_FD`/`NODE_CHANNEL_FD` (as the CLI does)
+    /// instead of the handle.
+    pub fn parent_from_env(mut self) -> Self {
+        self.parent = ParentKind::FromEnv;
+        self
+    }
+
+    /// Stops the cluster on SIGINT, SIGTERM and SIGQUIT (as the CLI does).
+    pub fn handle_signals(mut self) -> Self {
+        self.handle_signals = true;
+        self
+    }
+
+    /// The settings as built so far.
+    pub fn settings(&self) -> &Settings {
+        &self.settings
+    }
+
+    /// Starts the cluster on a thread of its own and returns its handle at once; await
+    /// [`Master::ready`]. Bad settings, a port that cannot be bound, a pid file that
+    /// cannot be written are errors here, before any worker starts.
+    pub fn start(self) -> Result<Master, Error> {
+        let prepared = self.prepare()?;
+        let (state_tx, state_rx) = watch::channel(State::Starting);
+        let (msg_tx, msg_rx) = mpsc::unbounded_channel();
+        let (ev_tx, ev_rx) = mpsc::unbounded_channel();
+        let workers = Arc::new(Mutex::new(Vec::new()));
+        let published = Published {
+            state: state_tx,
+            workers: workers.clone(),
+        };
+        let events = ev_tx.clone();
+        let thread = std::thread::Builder::new()
+            .name("clutch-master".into())
+            .spawn(move || prepared.run(Some(msg_tx), events, ev_rx, published))
+            .map_err(|e| Error::io("cannot start the master thread", e))?;
+        Ok(Master {
+            events: ev_tx,
+            messages: msg_rx,
+            state: state_rx,
+            workers,
+            thread: Some(thread),
+        })
+    }
+
+    /// Runs the cluster on this thread until it stops: `Ok` after a signal or the parent
+    /// leaving, `Err` when it could not start.
+    pub fn run(self) -> Result<(), Error> {
+        let (state_tx, _) = watch::channel(State::Starting);
+        let (ev_tx, ev_rx) = mpsc::unbounded_channel();
+        let published = Published {
+            state: state_tx,
+            workers: Arc::new(Mutex::new(Vec::new())),
+        };
+        self.prepare()?.run(None, ev_tx, ev_rx, published)
+    }
+
+    /// Everything that can fail before a worker starts, done on the caller's thread: an
+    /// error here is returned by `start` itself, where the run loop could not report it.
+    fn prepare(self) -> Result<Prepared, Error> {
+        let settings = self.settings;
+        if settings.app.is_none() {
+            return Err(crate::config::ConfigError::Value {
+                key: "app".into(),
+                message: "a Master needs an app command".into(),
+            }
+            .into());
+        }
+        settings.validate()?;
+        let port = crate::listen::bind(&settings)?;
+        let pid_file = settings
+            .pid_file
+            .as_deref()
+            .map(PidFile::write)
+            .transpose()?;
+        let parent_fd = match self.parent {
+            ParentKind::FromEnv => parent_fd_from_env()?,
+            ParentKind::Handle => None,
+        };
+        Ok(Prepared {
+            settings,
+            port,
+            parent_fd,
+            handle_signals: self.handle_signals,
+            pid_file,
+        })
+    }
+}
+
+/// A cluster checked and holding its port, pid file and parent channel: what the master's
+/// thread is given to run.
+struct Prepared {
+    settings: Settings,
+    port: PortPlan,
+    parent_fd: Option<OwnedFd>,
+    handle_signals: bool,
+    pid_file: Option<PidFile>,
+}
+
+impl Prepared {
+    fn run(
+        self,
+        handle: Option<mpsc::UnboundedSender<Message>>,
+        events: mpsc::UnboundedSender<Event>,
+        inbox: mpsc::UnboundedReceiver<Event>,
+        published: Published,
+    ) -> Result<(), Error> {
+        let Prepared {
+            settings,
+            port,
+            parent_fd,
+            handle_signals,
+            // Held to the end of the run: dropping it removes the file.
+            pid_file: _pid_file,
+        } = self;
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| Error::io("cannot start the master's runtime", e))?;
+        let local = tokio::task::LocalSet::new();
+        local.block_on(&runtime, async move {
+            let (sink, parent_stream) = match (&handle, parent_fd) {
+                (Some(tx), _) => (ParentSink::Handle(tx.clone()), None),
+                (None, Some(fd)) => {
+                    let std = std::os::unix::net::UnixStream::from(fd);
+                    std.set_nonblocking(true)
+                        .map_err(|e| Error::io("parent channel", e))?;
+                    let stream = tokio::net::UnixStream::from_std(std)
+                        .map_err(|e| Error::io("parent channel", e))?;
+                    let outbox = Rc::new(crate::channel::Outbox::new());
+                    (
+                        ParentSink::Channel(outbox.clone()),
+                        Some((Rc::new(stream), outbox)),
+                    )
+                }
+                (None, None) => (ParentSink::None, None),
+            };
+            let messenger = Rc::new(Messenger::new(sink));
+            let mut parent_outbox = None;
+            if let Some((stream, outbox)) = parent_stream {
+                let src = Source {
+                    endpoint: crate::protocol::Endpoint::Parent,
+                    worker: None,
+                    outbox: Some(outbox.clone()),
+                };
+                tokio::task::spawn_local(tasks::read_channel(
+                    stream.clone(),
+                    src,
+                    messenger.clone(),
+                    None,
+                    events.clone(),
+                    settings.max_message_size,
+                    None,
+                ));
+                tokio::task::spawn_local(tasks::write_channel(stream, outbox.clone()));
+                parent_outbox = Some(outbox);
+            }
+            let app = settings.app.clone().unwrap_or_default();
+            let agent = settings.agent.clone();
+            let plan = Plan {
+                settings,
+                app,
+                agent,
+                port,
+                handle_signals,
+            };
+            let result = lifecycle::run(plan, messenger, events, inbox, published).await;
+            if let Some(outbox) = parent_outbox {
+                // The last words (`agent-worker-died`, ...) must reach the parent.
+                let _ = tokio::time::timeout(PARENT_FLUSH, outbox.flushed()).await;
+            }
+            result
+        })
+    }
+}
+
+/// The master's pid file, removed when dropped: after the run, or when the start fails
+/// after it was written.
+struct PidFile(PathBuf);
+
+impl PidFile {
+    fn write(path: &Path) -> Result<PidFile, Error> {
+        std::fs::write(path, format!("{}\n", std::process::id())).map_err(|e| {
+            crate::config::ConfigError::Value {
+                key: "pid-file".into(),
+                message: format!("cannot write {}: {e}", path.display()),
+            }
+        })?;
+        Ok(PidFile(path.to_path_buf()))
+    }
+}
+
+impl Drop for PidFile {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
+/// The IPC fd the master was started with, if any, made close-on-exec so no worker
+/// inherits it.
+fn parent_fd_from_env() -> Result<Option<OwnedFd>, Error> {
+    let var = ["CLUTCH_CHANNEL_FD", "NODE_CHANNEL_FD"]
+        .iter()
+        .find_map(|k| std::env::var(k).ok().map(|v| (*k, v)));
+    let Some((key, value)) = var else {
+        return Ok(None);
+    };
+    let fd: i32 = value
+        .trim()
+        .parse()
+        .map_err(|_| crate::config::ConfigError::Value {
+            key: key.into(),
+            message: format!("`{value}` is not an fd number"),
+        })?;
+    // SAFETY: fcntl(F_GETFD) only checks the fd is open.
+    if fd < 3 || unsafe { libc::fcntl(fd, libc::F_GETFD) } < 0 {
+        return Err(crate::config::ConfigError::Value {
+            key: key.into(),
+            message: format!("fd {fd} is not an open channel"),
+        }
+        .into());
+    }
+    // SAFETY: the fd is open and was handed to this process to own.
+    let owned = unsafe { OwnedFd::from_raw_fd(fd) };
+    crate::sys::fdpass::set_cloexec(&owned).map_err(|e| Error::io("parent channel", e))?;
+    Ok(Some(owned))
+}
