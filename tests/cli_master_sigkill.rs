@@ -7,16 +7,8 @@ use std::time::Duration;
 
 #[test]
 fn sigkill_of_the_master_leaves_no_process() {
-    let agent = format!("{} grandchild", fixture());
-    let mut c = Clutch::spawn_with_parent(clutch_start(&[
-        "-w",
-        "2",
-        "--agent",
-        &agent,
-        "--",
-        fixture(),
-        "grandchild",
-    ]));
+    let mut c =
+        Clutch::spawn_with_parent(clutch_start_fixtures("grandchild", Some("grandchild"), &[]));
     c.expect_ready(DEADLINE);
     let started = c.expect_started(3, DEADLINE);
     let mut pids = started_pids(&started);

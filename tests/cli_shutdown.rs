@@ -14,18 +14,11 @@ fn position(msgs: &[Value], pred: impl Fn(&Value) -> bool) -> Option<usize> {
 
 #[test]
 fn sigterm_stops_apps_before_the_agent_and_exits_promptly() {
-    let agent = format!("{} term-exit:0", fixture());
-    let mut c = Clutch::spawn_with_parent(clutch_start(&[
-        "-w",
-        "2",
-        "--agent",
-        &agent,
-        "--kill-timeout",
-        "5000",
-        "--",
-        fixture(),
+    let mut c = Clutch::spawn_with_parent(clutch_start_fixtures(
         "term-exit:0",
-    ]));
+        Some("term-exit:0"),
+        &["--kill-timeout", "5000"],
+    ));
     c.expect_ready(DEADLINE);
     c.expect_started(3, DEADLINE);
     let sent = Instant::now();
@@ -162,16 +155,11 @@ fn second_sigint_kills_at_once() {
 
 #[test]
 fn sigterm_reports_every_worker_death_to_the_parent() {
-    let agent = format!("{} term-exit:0", fixture());
-    let mut c = Clutch::spawn_with_parent(clutch_start(&[
-        "-w",
-        "2",
-        "--agent",
-        &agent,
-        "--",
-        fixture(),
+    let mut c = Clutch::spawn_with_parent(clutch_start_fixtures(
         "term-exit:0",
-    ]));
+        Some("term-exit:0"),
+        &[],
+    ));
     c.expect_ready(DEADLINE);
     let pids: Vec<u64> = c
         .expect_started(3, DEADLINE)

@@ -39,15 +39,7 @@ fn start_failure_exits_1_naming_the_app_worker() {
 
 #[test]
 fn start_failure_exits_1_naming_the_agent() {
-    let agent = format!("{} exit:5", fixture());
-    let mut c = Clutch::spawn(clutch_start(&[
-        "-w",
-        "2",
-        "--agent",
-        &agent,
-        "--",
-        fixture(),
-    ]));
+    let mut c = Clutch::spawn(clutch_start_fixtures("exit:5", None, &[]));
     let status = c.finish(DEADLINE);
     assert_eq!(status.code(), Some(1), "stderr:\n{}", c.stderr.text());
     let line = failure_line(&c.stderr.text());

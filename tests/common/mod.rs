@@ -204,6 +204,21 @@ pub fn clutch_start(args: &[&str]) -> std::process::Command {
     cmd
 }
 
+/// `clutch start -w 2` with the fixture as the agent (with `agent_arg`) and as the app (with
+/// `app_arg`, if any), plus `flags`.
+pub fn clutch_start_fixtures(
+    agent_arg: &str,
+    app_arg: Option<&str>,
+    flags: &[&str],
+) -> std::process::Command {
+    let agent = format!("{} {agent_arg}", fixture());
+    let mut args = vec!["-w", "2", "--agent", &agent];
+    args.extend_from_slice(flags);
+    args.extend(["--", fixture()]);
+    args.extend(app_arg);
+    clutch_start(&args)
+}
+
 /// What a child writes to one pipe, collected by a thread as it comes.
 #[derive(Clone, Default)]
 pub struct Collected(std::sync::Arc<std::sync::Mutex<CollectedText>>);
