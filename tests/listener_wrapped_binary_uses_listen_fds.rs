@@ -11,22 +11,8 @@ use std::collections::BTreeSet;
 fn listener_wrapped_binary_uses_listen_fds() {
     assert!(have("python3"), "this test needs `python3` on PATH");
     let script = fixture_file("listen_fds_server.py");
-    let mut c = Clutch::spawn_with_parent(clutch_start(&[
-        "-w",
-        "2",
-        "--no-agent",
-        "-p",
-        "0",
-        "--host",
-        "127.0.0.1",
-        "--ready",
-        "notify",
-        "--",
-        "python3",
-        &script,
-    ]));
-    let ready = c.expect_ready(DEADLINE);
-    let port = ready["port"].as_u64().expect("a port in cluster-ready") as u16;
+    let (mut c, port, ready) =
+        start_on_port(&["-w", "2", "--ready", "notify"], &["python3", &script]);
     assert_ne!(port, 0, "{ready}");
     let workers = children_of(c.pid());
 

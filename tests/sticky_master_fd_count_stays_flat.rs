@@ -20,21 +20,7 @@ fn one_request(i: usize, port: u16) {
 
 #[test]
 fn sticky_master_fd_count_stays_flat() {
-    let mut c = Clutch::spawn_with_parent(clutch_start(&[
-        "-w",
-        "2",
-        "--no-agent",
-        "-p",
-        "0",
-        "--host",
-        "127.0.0.1",
-        "--sticky",
-        "--",
-        fixture(),
-        "http",
-    ]));
-    let ready = c.expect_ready(DEADLINE);
-    let port = ready["port"].as_u64().expect("a port in cluster-ready") as u16;
+    let (mut c, port, _) = start_on_port(&["-w", "2", "--sticky"], &[fixture(), "http"]);
     let master = c.pid();
 
     for i in 0..200 {

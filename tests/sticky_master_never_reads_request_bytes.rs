@@ -11,28 +11,8 @@ use std::net::TcpStream;
 
 /// Starts `clutch --sticky` with fixture `echo` workers; the running clutch and its port.
 fn start() -> (Clutch, u16) {
-    let mut c = Clutch::spawn_with_parent(clutch_start(&[
-        "-w",
-        "2",
-        "--no-agent",
-        "-p",
-        "0",
-        "--host",
-        "127.0.0.1",
-        "--sticky",
-        "--",
-        fixture(),
-        "echo",
-    ]));
-    let ready = c.expect_ready(DEADLINE);
-    let port = ready["port"].as_u64().expect("a port in cluster-ready") as u16;
+    let (c, port, _) = start_on_port(&["-w", "2", "--sticky"], &[fixture(), "echo"]);
     (c, port)
-}
-
-fn stop(mut c: Clutch) {
-    c.signal(libc::SIGTERM);
-    let status = c.finish(DEADLINE);
-    assert_eq!(status.code(), Some(0), "stderr:\n{}", c.stderr.text());
 }
 
 /// A payload whose every position is distinguishable, so a lost or shifted byte shows.
@@ -71,7 +51,7 @@ fn bytes_sent_at_connect_come_back_whole() {
             "from 127.0.0.{n}: the echo differs from what was sent"
         );
     }
-    stop(c);
+    stop_cleanly(c);
 }
 
 #[test]
@@ -95,7 +75,7 @@ fn master_reads_do_not_grow_with_the_payload() {
         grew < (TOTAL / 16) as u64,
         "the master's rchar grew by {grew} bytes while {TOTAL} went through it"
     );
-    stop(c);
+    stop_cleanly(c);
 }
 
 #[test]
@@ -126,5 +106,5 @@ fn master_holds_no_connection_once_handed_over() {
         open.len()
     );
     drop(open);
-    stop(c);
+    stop_cleanly(c);
 }

@@ -17,22 +17,10 @@ fn start(extra: &[&str]) -> (Clutch, u16) {
         "this test needs `node` on PATH (Node 12 or later)"
     );
     let script = fixture_file("node_sticky_worker.js");
-    let mut args = vec![
-        "-w",
-        "3",
-        "--no-agent",
-        "-p",
-        "0",
-        "--host",
-        "127.0.0.1",
-        "--sticky",
-    ];
-    args.extend_from_slice(extra);
-    args.extend_from_slice(&["--", "node", &script]);
-    let mut c = Clutch::spawn_with_parent(clutch_start(&args));
-    let ready = c.expect_ready(DEADLINE);
+    let mut flags = vec!["-w", "3", "--sticky"];
+    flags.extend_from_slice(extra);
+    let (c, port, ready) = start_on_port(&flags, &["node", &script]);
     assert_eq!(ready["sticky"], true, "{ready}");
-    let port = ready["port"].as_u64().expect("a port in cluster-ready") as u16;
     (c, port)
 }
 
@@ -73,12 +61,6 @@ fn requests_succeed_and_stick(c: &Clutch, port: u16) -> BTreeMap<u8, Value> {
     messages
 }
 
-fn stop(mut c: Clutch) {
-    c.signal(libc::SIGTERM);
-    let status = c.finish(DEADLINE);
-    assert_eq!(status.code(), Some(0), "stderr:\n{}", c.stderr.text());
-}
-
 #[test]
 fn sticky_node_worker_written_for_egg_cluster_serves_requests() {
     let (c, port) = start(&["--node-sticky-message", "sticky-session:connection"]);
@@ -89,7 +71,7 @@ fn sticky_node_worker_written_for_egg_cluster_serves_requests() {
             "the socket for 127.0.0.{n} came with another message"
         );
     }
-    stop(c);
+    stop_cleanly(c);
 }
 
 #[test]
@@ -104,5 +86,5 @@ fn sticky_node_worker_gets_the_clutch_connection_message_by_default() {
             "{message}"
         );
     }
-    stop(c);
+    stop_cleanly(c);
 }

@@ -20,32 +20,18 @@ fn start() -> (Clutch, u16) {
     let fixture = fixture();
     let timeout = PROXY_TIMEOUT.as_millis().to_string();
     let workers = WORKERS.to_string();
-    let mut c = Clutch::spawn_with_parent(clutch_start(&[
-        "-w",
-        &workers,
-        "--no-agent",
-        "-p",
-        "0",
-        "--host",
-        "127.0.0.1",
-        "--sticky",
-        "--proxy-protocol",
-        "--proxy-timeout",
-        &timeout,
-        "--",
-        fixture,
-        "http",
-    ]));
-    let ready = c.expect_ready(DEADLINE);
-    let port = ready["port"].as_u64().expect("a port in cluster-ready") as u16;
+    let (c, port, _) = start_on_port(
+        &[
+            "-w",
+            &workers,
+            "--sticky",
+            "--proxy-protocol",
+            "--proxy-timeout",
+            &timeout,
+        ],
+        &[fixture, "http"],
+    );
     (c, port)
-}
-
-/// Stops clutch with SIGTERM: it exits 0 and leaves no process behind.
-fn stop(mut c: Clutch) {
-    c.signal(libc::SIGTERM);
-    let status = c.finish(DEADLINE);
-    assert_eq!(status.code(), Some(0), "stderr:\n{}", c.stderr.text());
 }
 
 fn addr(text: &str) -> SocketAddr {
@@ -92,7 +78,7 @@ fn v1_header_gives_the_worker_the_client_address() {
     let header = b"PROXY TCP4 203.0.113.7 10.0.0.1 5555 80\r\n";
     let served = served_behind(header, port);
     assert_eq!(served.remote.as_deref(), Some("203.0.113.7:5555"));
-    stop(c);
+    stop_cleanly(c);
 }
 
 #[test]
@@ -101,7 +87,7 @@ fn v2_header_gives_the_worker_the_client_address() {
     let header = proxy_v2(addr("203.0.113.9:6666"), addr("10.0.0.1:80"));
     let served = served_behind(&header, port);
     assert_eq!(served.remote.as_deref(), Some("203.0.113.9:6666"));
-    stop(c);
+    stop_cleanly(c);
 }
 
 #[test]
@@ -114,7 +100,7 @@ fn bad_header_is_closed_without_response() {
     s.write_all(&bytes).unwrap();
     assert_closed_without_response(s, "a header with port 99999");
     assert_good_connection_served(port);
-    stop(c);
+    stop_cleanly(c);
 }
 
 #[test]
@@ -125,7 +111,7 @@ fn truncated_header_then_close_gets_no_response() {
     s.shutdown(std::net::Shutdown::Write).unwrap();
     assert_closed_without_response(s, "a header cut short by the client's close");
     assert_good_connection_served(port);
-    stop(c);
+    stop_cleanly(c);
 }
 
 #[test]
@@ -135,7 +121,7 @@ fn connection_without_header_is_closed_without_response() {
     s.write_all(GET).unwrap();
     assert_closed_without_response(s, "a request with no PROXY header");
     assert_good_connection_served(port);
-    stop(c);
+    stop_cleanly(c);
 }
 
 #[test]
@@ -152,7 +138,7 @@ fn slow_header_is_closed_after_the_proxy_timeout() {
         "closed after {took:?}, before the {PROXY_TIMEOUT:?} proxy timeout"
     );
     assert_good_connection_served(port);
-    stop(c);
+    stop_cleanly(c);
 }
 
 #[test]
@@ -187,5 +173,5 @@ fn affinity_follows_the_header_address() {
         used.len() > 1,
         "24 header addresses from one loopback source all reached one worker: {pids_by_client:?}"
     );
-    stop(c);
+    stop_cleanly(c);
 }

@@ -227,3 +227,24 @@ pub fn have(program: &str) -> bool {
         .output()
         .is_ok_and(|o| o.status.success())
 }
+
+/// `clutch start --no-agent -p 0 --host 127.0.0.1`, then `flags`, then `-- app...`, with a
+/// parent channel, waited until ready: the running clutch, its port and `cluster-ready`'s
+/// data.
+pub fn start_on_port(flags: &[&str], app: &[&str]) -> (super::Clutch, u16, Value) {
+    let mut args = vec!["--no-agent", "-p", "0", "--host", "127.0.0.1"];
+    args.extend_from_slice(flags);
+    args.push("--");
+    args.extend_from_slice(app);
+    let mut c = super::Clutch::spawn_with_parent(super::clutch_start(&args));
+    let ready = c.expect_ready(DEADLINE);
+    let port = ready["port"].as_u64().expect("a port in cluster-ready") as u16;
+    (c, port, ready)
+}
+
+/// Stops clutch with SIGTERM: it exits 0 and leaves no process behind.
+pub fn stop_cleanly(mut c: super::Clutch) {
+    c.signal(libc::SIGTERM);
+    let status = c.finish(DEADLINE);
+    assert_eq!(status.code(), Some(0), "stderr:\n{}", c.stderr.text());
+}
