@@ -3,9 +3,11 @@ mod common;
 use common::*;
 use std::time::Duration;
 
-#[tokio::test]
-async fn start_failure_names_the_worker() {
-    let mut m = cluster(1, None, &["exit:7"]).start().unwrap();
+/// Starts `builder`, which must fail: the handle, the error's text, and the pid of the app
+/// worker that died (its death says which pid it had, where a poll of `workers()` could
+/// come too late).
+async fn failed_start(builder: clutch::MasterBuilder) -> (clutch::Master, String, u32) {
+    let mut m = builder.start().unwrap();
     let err = tokio::time::timeout(DEADLINE, m.ready())
         .await
         .expect("an answer in time")
@@ -15,7 +17,12 @@ async fn start_failure_names_the_worker() {
     })
     .await;
     let pid = died.data["pid"].as_u64().unwrap() as u32;
-    let text = err.to_string();
+    (m, err.to_string(), pid)
+}
+
+#[tokio::test]
+async fn start_failure_names_the_worker() {
+    let (m, text, pid) = failed_start(cluster(1, None, &["exit:7"])).await;
     assert!(
         text.contains(&format!("app worker 1 (pid {pid})")),
         "{text}"
@@ -27,22 +34,9 @@ async fn start_failure_names_the_worker() {
 
 #[tokio::test]
 async fn ready_timeout_fails_the_start() {
-    let mut m = cluster(1, None, &["no-ready"])
-        .ready_timeout(Duration::from_millis(300))
-        .start()
-        .unwrap();
-    let err = tokio::time::timeout(DEADLINE, m.ready())
-        .await
-        .expect("an answer in time")
-        .unwrap_err();
-    // The worker may be gone before a poll of `workers()` could see it; its death says
-    // which pid it had.
-    let died = expect(&mut m, "app-worker-died", DEADLINE, |x| {
-        x.action == "app-worker-died"
-    })
-    .await;
-    let pid = died.data["pid"].as_u64().unwrap() as u32;
-    let text = err.to_string();
+    let (m, text, pid) =
+        failed_start(cluster(1, None, &["no-ready"]).ready_timeout(Duration::from_millis(300)))
+            .await;
     assert!(
         text.contains(&format!("app worker 1 (pid {pid}) not ready after 300 ms")),
         "{text}"
