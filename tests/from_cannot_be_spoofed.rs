@@ -1,15 +1,14 @@
 //! The master stamps `from` with the endpoint of the channel a message came on, whatever
 //! the sender wrote.
 mod common;
-use clutch::{Endpoint, Role};
+use clutch::Endpoint;
 use common::*;
 use serde_json::json;
 
 #[tokio::test]
 async fn from_cannot_be_spoofed() {
-    let mut m = start_ready(cluster(1, Some(&[]), &[])).await;
-    let agent = live_pid(&m, Role::Agent, 0).unwrap();
-    let app = live_app_pids(&m)[0];
+    let (mut m, agent, apps) = ready_cluster(1).await;
+    let app = apps[0];
 
     have_send(
         &m,
@@ -39,9 +38,8 @@ async fn from_cannot_be_spoofed() {
 
 #[tokio::test]
 async fn message_without_from_gets_the_senders_endpoint() {
-    let mut m = start_ready(cluster(1, Some(&[]), &[])).await;
-    let agent = live_pid(&m, Role::Agent, 0).unwrap();
-    let app = live_app_pids(&m)[0];
+    let (mut m, agent, apps) = ready_cluster(1).await;
+    let app = apps[0];
 
     have_send(
         &m,
