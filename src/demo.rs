@@ -2,7 +2,7 @@
 //! re-executed as each worker; app workers answer HTTP with their id and pid, the agent
 //! logs what it hears.
 
-use crate::master::Role;
+use crate::protocol::Role;
 use crate::worker::Worker;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;

@@ -81,8 +81,7 @@ const FROM_PREFIX: [&[u8]; 4] = [
     br#"{"from":"agent","#,
 ];
 
-/// Actions with this prefix belong to clutch's protocol and are never routed.
-pub const RESERVED_PREFIX: &str = "clutch:";
+pub use crate::protocol::actions::RESERVED_PREFIX;
 
 /// Each endpoint's name as JSON, to compare with a `from` the sender wrote.
 const QUOTED: [&str; 4] = [r#""master""#, r#""parent""#, r#""app""#, r#""agent""#];

@@ -6,9 +6,11 @@
 //! child's parent-death signal fires when the *thread* that forked it exits.
 
 pub mod builder;
+pub(crate) mod core;
 pub mod launch;
 pub mod lifecycle;
 pub mod messenger;
+pub mod metrics;
 pub mod readiness;
 pub mod restart;
 pub mod shutdown;

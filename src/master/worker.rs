@@ -2,32 +2,7 @@
 
 use std::fmt;
 
-/// The two kinds of worker.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Role {
-    /// The one agent, started first.
-    Agent,
-    /// An app worker, one per slot.
-    App,
-}
-
-impl Role {
-    /// `agent` or `app`, as in `CLUTCH_ROLE`.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Role::Agent => "agent",
-            Role::App => "app",
-        }
-    }
-
-    /// The message a worker of this role sends when ready.
-    pub fn ready_action(self) -> &'static str {
-        match self {
-            Role::Agent => "agent-start",
-            Role::App => "app-start",
-        }
-    }
-}
+pub use crate::protocol::Role;
 
 /// A worker named for people: `agent (pid 12)` or `app worker 3 (pid 15)`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -55,4 +30,16 @@ pub struct WorkerInfo {
     pub pid: u32,
     /// Whether it said it is ready.
     pub ready: bool,
+}
+
+/// A worker's identity for the master: monotonic, never reused, never a pid or a slot.
+/// Two workers can share a slot (the old and the new generation during a restart); they
+/// never share an id.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct WorkerId(pub u64);
+
+impl fmt::Display for WorkerId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "#{}", self.0)
+    }
 }

@@ -1,9 +1,13 @@
 //! The wire: what travels on a channel, with no I/O policy.
 //!
 //! [`message`] is the shape of one message and its routing fields, [`codec`] the
-//! newline-delimited JSON framing with its size limit. See `docs/PROTOCOL.md`.
+//! newline-delimited JSON framing with its size limit, [`actions`] clutch's own actions and
+//! [`role`] the two kinds of worker. See `docs/PROTOCOL.md`.
 
+pub mod actions;
 pub mod codec;
 pub mod message;
+pub mod role;
 
 pub use message::{Endpoint, Message};
+pub use role::Role;

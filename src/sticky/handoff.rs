@@ -27,10 +27,7 @@ use std::net::SocketAddr;
 use std::os::fd::OwnedFd;
 use std::rc::Rc;
 
-/// The action of a handed-over connection.
-pub const CONNECTION_ACTION: &str = "clutch:connection";
-/// The action a clutch worker acknowledges handed-over sockets with.
-pub const ACK_ACTION: &str = "clutch:ack";
+pub use crate::protocol::actions::{ACK_ACTION, CONNECTION_ACTION};
 /// Node gives up on a handle after this many NACKs.
 pub const MAX_RETRANSMISSIONS: u8 = 3;
 /// Connections held while no slot can take them; past it they are closed.

@@ -21,7 +21,7 @@ mod reader;
 
 pub use connection::Connection;
 
-use crate::master::Role;
+use crate::protocol::Role;
 use crate::protocol::{Endpoint, Message};
 use serde_json::Value;
 use std::os::fd::{FromRawFd, OwnedFd};
