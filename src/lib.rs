@@ -22,20 +22,41 @@
 //!   go too), gets SIGKILL when the master's thread dies (`PR_SET_PDEATHSIG`), and the
 //!   guard process ([`sys::guard`]) kills the groups if the master is SIGKILLed.
 //!
-//! ## Who owns what
+//! ## Who decides, who owns what
 //! - The master runs on one thread with a current-thread tokio runtime; every channel side,
-//!   child and timer is a task on it, and the run loop ([`master::lifecycle`]) alone
-//!   decides: [`master::launch`] starts a worker and its tasks, [`master::restart`] says
-//!   whether and when a dead one comes back, [`master::shutdown`] stops the apps then the
-//!   agent. That thread forks every child.
+//!   child and timer is a task on it. That thread forks every child.
+//! - **Decisions** are a state machine that performs no I/O: [`master::core`]'s `Core`
+//!   takes an input (a worker spawned, ready, exited; a timer; a signal; an operator's
+//!   command) with the time, and returns effects (spawn, stop, kill, arm a timer, send a
+//!   lifecycle message, who takes connections). Its unit tests need no process.
+//! - **State is explicit.** Each worker has a monotonic `WorkerId` (never a pid or a
+//!   slot) and, once the master asks it to go, an **intent** (stop, replace, retire,
+//!   recover, abandon). An exit is judged by that intent first; only an exit nobody asked
+//!   for goes through the restart policy ([`master::restart`]), so an operator's restart
+//!   never counts as a crash. Each slot holds its goal (running, stopped, removed), its
+//!   current worker, a replacement that is starting, the workers it drains, and its
+//!   restart bookkeeping. The number of app slots is runtime state: it can be scaled.
+//! - **The run loop** ([`master::lifecycle`]) is the I/O shell: it turns task events into
+//!   core inputs and carries out the effects ([`master::launch`] spawns a worker and its
+//!   tasks).
+//! - **One owner task per child** ([`master::owner`]) holds the child and is the only one
+//!   that signals it (SIGTERM, then SIGKILL after the grace it was given) and reaps it: it
+//!   waits on a pidfd without reaping, kills what is left of the process group while the
+//!   zombie still pins the group id, reaps, tells the guard, lets the channel reader route
+//!   what the child wrote last, aborts the reader, and reports the exit once.
+//! - **One registry** ([`master::registry`]) of live workers' channels, keyed by
+//!   `WorkerId`: the Messenger routes through it; the handoff tracks sockets per
+//!   `WorkerId`, so an old and a new worker of one slot are apart.
+//! - **One metrics object** ([`master::metrics`]) that the Messenger, the readers, the
+//!   handoff and the core count into: routed and dropped lines, handoffs, restarts and
+//!   exits by reason.
 //! - Per child: the master holds one end of a `socketpair`; the child inherits the other at
 //!   `CLUTCH_CHANNEL_FD` (also `NODE_CHANNEL_FD`, so Node's `process.send` works as is).
-//!   [`master::tasks::wait_child`] is the only reaper of a child.
 //! - With `--port`, the master binds the port before any worker starts ([`listen`]):
 //!   shared (app workers inherit the listening socket from fd 3, `LISTEN_FDS`; the channel
 //!   comes after it), sticky (the master accepts; see below) or reuseport (workers bind it
 //!   with `SO_REUSEPORT`; the master only reserves it).
-//!
+
 //! ## Message flow
 //! bytes on a channel → [`protocol::codec::LineBuffer`] cuts lines →
 //! [`master::messenger::Messenger::route`] reads only the routing fields, stamps `from` with
@@ -50,7 +71,10 @@
 //! client IP and slot id) → the slot's outbox carries the fd (`SCM_RIGHTS`) on a
 //! `clutch:connection` line, or Node's `NODE_HANDLE` → the worker acknowledges it and the
 //! master closes its copy. Until then the master holds the socket, so a connection whose
-//! worker died goes to the next live slot.
+//! worker died goes to the next live slot, unless someone already read from it (the
+//! kernel's count of bytes received against what is still queued): that one is closed, as
+//! a request must never be served twice or cut in half. A worker told to stop takes no
+//! new connections.
 //!
 //! ## Library
 //! - [`Master`] (built with [`Master::builder`], see [`master::builder`]) runs a cluster from Rust: await
@@ -63,10 +87,13 @@
 //!   the guard.
 //! - A connection a worker acknowledged is its own: if that worker then dies, the
 //!   connection dies with it.
-//! - Process groups are signalled by number. The run loop stops signalling a worker's group
-//!   as soon as the worker is reaped, and the reaping task kills what is left of the group
-//!   at that moment; a grandchild that outlives that instant in another group is out of
-//!   reach.
+//! - Process groups are signalled by number, only by the child's owner and only before it
+//!   reaps the leader; what is left of the group is killed while the zombie leader still
+//!   pins the number. A grandchild in another group (`setsid`) is out of reach.
+//! - Readiness is what a worker says: with `--ready notify`, any local process of the same
+//!   uid can write `READY=1` to the worker's abstract `NOTIFY_SOCKET`.
+//! - Spawning forks from the master's thread; the child makes only async-signal-safe calls
+//!   before exec, with argv and envp built before fork.
 
 pub mod channel;
 pub mod config;

@@ -3,9 +3,12 @@
 //! parent channel) on the caller's thread, so that `start` can return those errors; then
 //! the master's thread runs [`super::lifecycle`].
 
+use super::core::Core;
 use super::lifecycle::{self, Event, Plan, Published};
 use super::messenger::{Messenger, ParentSink, Source};
-use super::{Master, State, tasks};
+use super::metrics::Metrics;
+use super::registry::Registry;
+use super::{ClusterInfo, Master, State, tasks};
 use crate::config::{ReadyMode, RestartPolicy, Settings};
 use crate::error::Error;
 use crate::listen::PortPlan;
@@ -20,6 +23,10 @@ use tokio::sync::{mpsc, watch};
 /// How long the master waits, when it is done, for the parent channel to take what is
 /// queued for it.
 const PARENT_FLUSH: Duration = Duration::from_secs(2);
+
+/// Messages for the in-process handle that may wait for it to read them; past this, new
+/// ones are dropped (and counted as undeliverable) rather than grow the master.
+pub const HANDLE_QUEUE: usize = 4096;
 
 /// Where the master's `parent` route leads.
 enum ParentKind {
@@ -191,7 +198,7 @@ impl MasterBuilder {
     pub fn start(self) -> Result<Master, Error> {
         let prepared = self.prepare()?;
         let (state_tx, state_rx) = watch::channel(State::Starting);
-        let (msg_tx, msg_rx) = mpsc::unbounded_channel();
+        let (msg_tx, msg_rx) = mpsc::channel(HANDLE_QUEUE);
         let (ev_tx, ev_rx) = mpsc::unbounded_channel();
         let workers = Arc::new(Mutex::new(Vec::new()));
         let published = Published {
@@ -269,7 +276,7 @@ struct Prepared {
 impl Prepared {
     fn run(
         self,
-        handle: Option<mpsc::UnboundedSender<Message>>,
+        handle: Option<mpsc::Sender<Message>>,
         events: mpsc::UnboundedSender<Event>,
         inbox: mpsc::UnboundedReceiver<Event>,
         published: Published,
@@ -304,7 +311,9 @@ impl Prepared {
                 }
                 (None, None) => (ParentSink::None, None),
             };
-            let messenger = Rc::new(Messenger::new(sink));
+            let metrics = Rc::new(Metrics::default());
+            let registry = Rc::new(Registry::default());
+            let messenger = Rc::new(Messenger::new(sink, registry, metrics.clone()));
             let mut parent_outbox = None;
             if let Some((stream, outbox)) = parent_stream {
                 let src = Source {
@@ -315,6 +324,7 @@ impl Prepared {
                 tokio::task::spawn_local(tasks::read_channel(
                     stream.clone(),
                     src,
+                    None,
                     messenger.clone(),
                     None,
                     events.clone(),
@@ -326,14 +336,20 @@ impl Prepared {
             }
             let app = settings.app.clone().unwrap_or_default();
             let agent = settings.agent.clone();
+            let info = ClusterInfo {
+                port: port.port(),
+                address: settings.host.clone(),
+                workers: settings.workers,
+                sticky: matches!(port, PortPlan::Sticky { .. }),
+            };
+            let core = Core::new(settings, agent.is_some(), info, metrics);
             let plan = Plan {
-                settings,
                 app,
                 agent,
                 port,
                 handle_signals,
             };
-            let result = lifecycle::run(plan, messenger, events, inbox, published).await;
+            let result = lifecycle::run(plan, core, messenger, events, inbox, published).await;
             if let Some(outbox) = parent_outbox {
                 // The last words (`agent-worker-died`, ...) must reach the parent.
                 let _ = tokio::time::timeout(PARENT_FLUSH, outbox.flushed()).await;

@@ -945,8 +945,8 @@ impl Core {
             .map(|s| s.id)
             .collect();
         if workers > live.len() {
-            let mut next = self.slots.keys().next_back().map_or(1, |k| k + 1).max(1);
-            for _ in live.len()..workers {
+            let first = self.slots.keys().next_back().map_or(1, |k| k + 1).max(1);
+            for next in first..first + (workers - live.len()) as u32 {
                 let t = RestartTracker::new(
                     self.settings.restart_limit,
                     self.settings.restart_window,
@@ -954,7 +954,6 @@ impl Core {
                 );
                 self.slots.insert(next, slot(Role::App, next, t));
                 self.spawn(now, next, false);
-                next += 1;
             }
         } else {
             // The newest slots go first, so the oldest ids (and their clients) stay.

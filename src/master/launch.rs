@@ -1,37 +1,32 @@
-//! Starting one worker: spawn it, register its channel with the Messenger (and the
-//! handoff), start the tasks that serve it, and arm its readiness.
+//! Carrying out a spawn: start the process, put its channel in the registry, start the
+//! tasks that serve it (reader, writer, owner) and its readiness probe, and tell the core
+//! how it went.
 
 use crate::channel::Outbox;
 use crate::config::ReadyMode;
 use crate::error::Error;
 use crate::listen::PortPlan;
-use crate::master::lifecycle::{Cluster, Event, Live, Phase};
-use crate::master::messenger::{Peer, Source};
+use crate::master::core::Input;
+use crate::master::lifecycle::{Cluster, Event, Owned};
+use crate::master::messenger::Source;
+use crate::master::owner::{self, Reader};
+use crate::master::registry::Entry;
 use crate::master::spawn::{SpawnSpec, spawn};
 use crate::master::tasks;
-use crate::master::worker::{Role, WorkerName};
+use crate::master::worker::{Role, WorkerId, WorkerName};
 use crate::protocol::Endpoint;
 use crate::sys::process::{Signal, signal_group};
 use std::os::fd::OwnedFd;
 use std::rc::Rc;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
 use tokio::net::UnixStream;
 use tokio::task::spawn_local;
 
 impl Cluster {
-    pub(super) fn start_apps(&mut self) {
-        for id in 1..=self.apps.len() as u32 {
-            self.start(Role::App, id);
-        }
-    }
-
-    /// Spawns the worker of a slot and the tasks that serve it.
-    pub(super) fn start(&mut self, role: Role, id: u32) {
-        if matches!(self.phase, Phase::Stopping { .. }) {
-            return;
-        }
-        let s = &self.plan.settings;
+    /// Spawns `worker` in `slot` and the tasks that serve it; reports
+    /// [`Input::Spawned`] or [`Input::SpawnFailed`] to the core.
+    pub(super) fn launch(&mut self, worker: WorkerId, role: Role, slot: u32, generation: u64) {
+        let s = self.core.settings();
         let command = match role {
             Role::Agent => self
                 .plan
@@ -56,7 +51,7 @@ impl Cluster {
                         e.kind(),
                         format!("cannot make its NOTIFY_SOCKET: {e}"),
                     );
-                    return self.spawn_failed(role, id, &command, e);
+                    return self.spawn_failed(worker, role, slot, &command, e);
                 }
             },
             _ => None,
@@ -68,141 +63,143 @@ impl Cluster {
         if matches!(self.plan.port, PortPlan::ReusePort { .. }) {
             env.push(("CLUTCH_REUSEPORT".into(), "1".into()));
         }
+        env.push(("CLUTCH_GENERATION".into(), generation.to_string()));
         if let Some(n) = &notify {
             env.push(("NOTIFY_SOCKET".into(), n.address()));
         }
         let spec = SpawnSpec {
             role,
-            id,
+            id: slot,
             command: &command,
             name: &s.name,
-            port: self.info().port,
+            port: self.plan.port.port(),
             listeners: &listeners,
             extra_env: &env,
         };
+        let max_line = s.max_message_size;
+        let ready_timeout = s.ready_timeout;
         let spawned = match spawn(&spec) {
             Ok(sp) => sp,
-            Err(e) => return self.spawn_failed(role, id, &command, e),
+            Err(e) => return self.spawn_failed(worker, role, slot, &command, e),
         };
         let pid = spawned.pid;
-        self.guard.watch(pid);
-        let name = WorkerName { role, id, pid };
-        tracing::debug!("{name} spawned: {}", shell_words::join(&command));
-        let stream = match UnixStream::from_std(spawned.channel) {
-            Ok(s) => Rc::new(s),
-            Err(e) => {
-                // Not a worker without its channel: reap it and treat it as a failed spawn.
-                let _ = signal_group(pid, Signal::SIGKILL);
-                self.guard.forget(pid);
-                spawn_local(tasks::wait_child(
-                    spawned.child,
-                    pid,
-                    self.events.clone(),
-                    None,
-                ));
-                let e =
-                    std::io::Error::new(e.kind(), format!("cannot register {name}'s channel: {e}"));
-                return self.spawn_failed(role, id, &command, e);
-            }
-        };
-        let outbox = Rc::new(Outbox::new());
-        self.messenger.add(Peer {
-            name,
-            outbox: outbox.clone(),
-        });
-        let src = Source {
-            endpoint: match role {
-                Role::Agent => Endpoint::Agent,
-                Role::App => Endpoint::App,
-            },
-            worker: Some(name),
-            outbox: Some(outbox.clone()),
-        };
-        let (channel_done, channel_closed) = tokio::sync::oneshot::channel();
-        spawn_local(tasks::read_channel(
-            stream.clone(),
-            src,
-            self.messenger.clone(),
-            self.handoff.clone(),
-            self.events.clone(),
-            s.max_message_size,
-            Some(channel_done),
-        ));
-        spawn_local(tasks::write_channel(stream, outbox.clone()));
-        spawn_local(tasks::wait_child(
-            spawned.child,
+        self.guard.borrow_mut().watch(pid);
+        let name = WorkerName {
+            role,
+            id: slot,
             pid,
+        };
+        tracing::debug!("{name} spawned: {}", shell_words::join(&command));
+        let (orders_tx, orders) = tokio::sync::mpsc::unbounded_channel();
+        let stream = match UnixStream::from_std(spawned.channel) {
+            Ok(s) => Some(Rc::new(s)),
+            Err(e) => {
+                // Not a worker without its channel: its owner reaps it, and the core hears
+                // of a failed spawn.
+                tracing::error!("cannot register {name}'s channel: {e}");
+                let _ = signal_group(pid, Signal::SIGKILL);
+                None
+            }
+        };
+        let reader = stream.map(|stream| {
+            let outbox = Rc::new(Outbox::new());
+            self.messenger.registry().add(Entry {
+                worker,
+                name,
+                outbox: outbox.clone(),
+            });
+            let src = Source {
+                endpoint: match role {
+                    Role::Agent => Endpoint::Agent,
+                    Role::App => Endpoint::App,
+                },
+                worker: Some(name),
+                outbox: Some(outbox.clone()),
+            };
+            let (done_tx, done) = tokio::sync::oneshot::channel();
+            let task = spawn_local(tasks::read_channel(
+                stream.clone(),
+                src,
+                Some(worker),
+                self.messenger.clone(),
+                self.handoff.clone(),
+                self.events.clone(),
+                max_line,
+                Some(done_tx),
+            ));
+            spawn_local(tasks::write_channel(stream, outbox));
+            Reader {
+                abort: task.abort_handle(),
+                done,
+            }
+        });
+        let registered = reader.is_some();
+        spawn_local(owner::own(
+            spawned.child,
+            worker,
+            name,
+            orders,
+            reader,
+            self.guard.clone(),
             self.events.clone(),
-            Some(channel_closed),
         ));
-
-        let timeout = s.ready_timeout;
-        let mut timers = Vec::new();
-        if !matches!(mode, ReadyMode::Spawn | ReadyMode::Delay(_)) {
-            timers.push(self.after(timeout, Event::ReadyTimeout { pid }));
-        }
+        let mut probes = Vec::new();
         let events = self.events.clone();
-        match mode {
-            ReadyMode::Spawn => {
-                let _ = events.send(Event::Ready { pid });
-            }
-            ReadyMode::Delay(d) => timers.push(self.after(d, Event::Ready { pid })),
-            ReadyMode::Message => {}
-            ReadyMode::Notify => {
-                if let Some(n) = notify {
-                    let probe = spawn_local(async move {
-                        if n.wait_ready(timeout).await {
-                            let _ = events.send(Event::Ready { pid });
-                        }
-                    });
-                    timers.push(probe.abort_handle());
-                }
-            }
-            ReadyMode::Tcp(port) => {
+        match (mode, notify) {
+            (ReadyMode::Notify, Some(n)) => {
                 let probe = spawn_local(async move {
-                    if crate::master::readiness::wait_tcp(port, timeout).await {
-                        let _ = events.send(Event::Ready { pid });
+                    if n.wait_ready(ready_timeout).await {
+                        let _ = events.send(Event::Ready { worker });
                     }
                 });
-                timers.push(probe.abort_handle());
+                probes.push(probe.abort_handle());
             }
+            (ReadyMode::Tcp(port), _) => {
+                let probe = spawn_local(async move {
+                    if crate::master::readiness::wait_tcp(port, ready_timeout).await {
+                        let _ = events.send(Event::Ready { worker });
+                    }
+                });
+                probes.push(probe.abort_handle());
+            }
+            _ => {}
         }
-        let slot = self.slot_mut(role, id).expect("slot exists");
-        slot.restart_pending = false;
-        slot.live = Some(Live {
-            pid,
-            started: Instant::now(),
-            ready: false,
-            outbox,
-            reaped: false,
-            timers,
-        });
-        self.publish_workers();
+        self.owned.insert(
+            worker,
+            Owned {
+                orders: orders_tx,
+                probes,
+            },
+        );
+        self.then(Input::Spawned { worker, pid });
+        if !registered {
+            // The core treats it as a worker that died at once; its owner reports the exit.
+            let _ = self.events.send(Event::ChannelClosed {
+                worker: Some(worker),
+                closed: tasks::Closed::Eof,
+            });
+        }
     }
 
-    /// A worker could not be spawned: before ready the start fails, after it the slot's
-    /// restart policy decides.
-    pub(super) fn spawn_failed(
+    /// A worker could not be spawned: the core decides (fail the start, or the restart
+    /// policy).
+    fn spawn_failed(
         &mut self,
+        worker: WorkerId,
         role: Role,
-        id: u32,
+        slot: u32,
         command: &[String],
         e: std::io::Error,
     ) {
         let what = match role {
             Role::Agent => "the agent".to_string(),
-            Role::App => format!("app worker {id}"),
+            Role::App => format!("app worker {slot}"),
         };
-        let err = Error::Spawn {
+        let error = Error::Spawn {
             what,
             command: shell_words::join(command),
             source: Arc::new(e),
         };
-        tracing::error!("{err}");
-        match self.phase {
-            Phase::Starting => self.fail(err),
-            Phase::Ready => self.after_death(role, id, Duration::ZERO, false),
-            Phase::Stopping { .. } => {}
-        }
+        self.then(Input::SpawnFailed { worker, error });
     }
 }

@@ -8,13 +8,15 @@
 //! `from` or a bare-string message is re-serialised.
 
 use crate::channel::{HIGH_WATER, Outbox, Refused};
-use crate::master::worker::{Role, WorkerName};
+use crate::master::metrics::{DropReason, Metrics};
+use crate::master::registry::{Entry, Registry};
+use crate::master::worker::WorkerName;
 use crate::protocol::message::Header;
 use crate::protocol::{Endpoint, Message};
 use crate::sticky::handoff::ACK_ACTION;
 use std::cell::RefCell;
 use std::rc::Rc;
-use tokio::sync::mpsc::UnboundedSender;
+use tokio::sync::mpsc;
 
 /// Where a line came from.
 #[derive(Clone)]
@@ -26,12 +28,6 @@ pub struct Source {
     pub outbox: Option<Rc<Outbox>>,
 }
 
-/// A worker the Messenger can deliver to.
-pub struct Peer {
-    pub name: WorkerName,
-    pub outbox: Rc<Outbox>,
-}
-
 /// Where messages to `parent` go.
 pub enum ParentSink {
     /// Nobody: they are dropped.
@@ -39,7 +35,7 @@ pub enum ParentSink {
     /// The IPC channel the master was started with.
     Channel(Rc<Outbox>),
     /// The in-process [`crate::Master`] handle.
-    Handle(UnboundedSender<Message>),
+    Handle(mpsc::Sender<Message>),
 }
 
 /// What routing a line led to, beyond delivery.
@@ -67,8 +63,8 @@ pub enum Outcome {
 
 /// The routing table and the router.
 pub struct Messenger {
-    agent: RefCell<Option<Peer>>,
-    apps: RefCell<Vec<Peer>>,
+    registry: Rc<Registry>,
+    metrics: Rc<Metrics>,
     parent: RefCell<ParentSink>,
     /// An outbox that crossed the high-water mark while routing; the reader waits on it.
     congested: RefCell<Option<Rc<Outbox>>>,
@@ -90,47 +86,25 @@ fn prefix(e: Endpoint) -> &'static [u8] {
     FROM_PREFIX[e as usize]
 }
 
-impl Default for Messenger {
-    fn default() -> Self {
-        Messenger::new(ParentSink::None)
-    }
-}
-
 impl Messenger {
-    /// An empty table with the given parent.
-    pub fn new(parent: ParentSink) -> Messenger {
+    /// A router over `registry`, with the given parent, counting into `metrics`.
+    pub fn new(parent: ParentSink, registry: Rc<Registry>, metrics: Rc<Metrics>) -> Messenger {
         Messenger {
-            agent: RefCell::new(None),
-            apps: RefCell::new(Vec::new()),
+            registry,
+            metrics,
             parent: RefCell::new(parent),
             congested: RefCell::new(None),
         }
     }
 
-    /// Adds a live worker to the table.
-    pub fn add(&self, peer: Peer) {
-        match peer.name.role {
-            Role::Agent => *self.agent.borrow_mut() = Some(peer),
-            Role::App => self.apps.borrow_mut().push(peer),
-        }
+    /// The table of live workers it routes through.
+    pub fn registry(&self) -> &Rc<Registry> {
+        &self.registry
     }
 
-    /// Removes the worker with `pid`.
-    pub fn remove(&self, pid: u32) {
-        let mut agent = self.agent.borrow_mut();
-        if agent.as_ref().is_some_and(|a| a.name.pid == pid) {
-            *agent = None;
-        }
-        self.apps.borrow_mut().retain(|p| p.name.pid != pid);
-    }
-
-    /// The outbox of the app worker in slot `id`, if it is live.
-    pub fn app_outbox(&self, id: u32) -> Option<Rc<Outbox>> {
-        self.apps
-            .borrow()
-            .iter()
-            .find(|p| p.name.id == id)
-            .map(|p| p.outbox.clone())
+    /// The counters it adds to.
+    pub fn metrics(&self) -> &Rc<Metrics> {
+        &self.metrics
     }
 
     /// Takes the outbox that crossed its high-water mark since the last call, if any.
@@ -251,23 +225,18 @@ impl Messenger {
     }
 
     fn deliver(&self, to: Endpoint, receiver_pid: Option<u32>, parts: &[&[u8]]) -> Outcome {
-        match to {
-            Endpoint::Agent => match &*self.agent.borrow() {
-                Some(peer) => Outcome::Routed(self.push(peer, parts)),
+        let out = match to {
+            Endpoint::Agent => self.registry.with_agent(|agent| match agent {
+                Some(e) => Outcome::Routed(self.push(e, parts)),
                 None => {
                     tracing::debug!("message to the agent dropped: there is no agent");
                     Outcome::Routed(0)
                 }
-            },
+            }),
             Endpoint::App => {
-                let apps = self.apps.borrow();
-                let mut n = 0;
-                for peer in apps
-                    .iter()
-                    .filter(|p| receiver_pid.is_none_or(|pid| p.name.pid == pid))
-                {
-                    n += self.push(peer, parts);
-                }
+                let n = self
+                    .registry
+                    .for_apps(receiver_pid, |e| self.push(e, parts));
                 if n == 0 {
                     match receiver_pid {
                         Some(pid) => tracing::debug!(
@@ -290,7 +259,7 @@ impl Messenger {
                     Outcome::Routed(ok as usize)
                 }
                 ParentSink::Handle(tx) => match parse_parts(parts) {
-                    Ok(msg) => Outcome::Routed(tx.send(msg).is_ok() as usize),
+                    Ok(msg) => Outcome::Routed(Self::to_handle(tx, msg) as usize),
                     Err(e) => Outcome::Bad(format!("invalid JSON: {e}")),
                 },
             },
@@ -298,10 +267,29 @@ impl Messenger {
                 Ok(msg) => Outcome::ToMaster(msg),
                 Err(e) => Outcome::Bad(format!("invalid message: {e}")),
             },
+        };
+        match out {
+            Outcome::Routed(0) => self.metrics.dropped(DropReason::NoRoute),
+            Outcome::Routed(_) | Outcome::ToMaster(_) => self.metrics.routed(),
+            _ => {}
+        }
+        out
+    }
+
+    /// Queues `msg` for the in-process handle; a handle that stopped reading loses what
+    /// does not fit (counted), it never makes the master grow.
+    fn to_handle(tx: &mpsc::Sender<Message>, msg: Message) -> bool {
+        match tx.try_send(msg) {
+            Ok(()) => true,
+            Err(mpsc::error::TrySendError::Full(_)) => {
+                tracing::debug!("the Master handle is not reading its messages; one dropped");
+                false
+            }
+            Err(mpsc::error::TrySendError::Closed(_)) => false,
         }
     }
 
-    fn push(&self, peer: &Peer, parts: &[&[u8]]) -> usize {
+    fn push(&self, peer: &Entry, parts: &[&[u8]]) -> usize {
         match peer.outbox.push(parts) {
             Ok(()) => {
                 if peer.outbox.queued() > HIGH_WATER {
@@ -311,6 +299,7 @@ impl Messenger {
             }
             Err(Refused::Closed) => 0,
             Err(Refused::Full(dropped)) => {
+                self.metrics.dropped(DropReason::Full);
                 if dropped == 1 || dropped.is_power_of_two() {
                     tracing::warn!(
                         "{} is not reading its channel: {dropped} message(s) to it dropped so far",
@@ -325,7 +314,7 @@ impl Messenger {
     /// Hands a message addressed to the master to the in-process handle, if there is one.
     pub fn deliver_to_handle(&self, msg: Message) {
         if let ParentSink::Handle(tx) = &*self.parent.borrow() {
-            let _ = tx.send(msg);
+            Self::to_handle(tx, msg);
         }
     }
 
@@ -362,11 +351,12 @@ mod tests {
     use super::*;
     use crate::master::worker::Role;
 
-    fn peer(role: Role, id: u32, pid: u32) -> (Peer, Rc<Outbox>) {
+    fn peer(role: Role, id: u32, pid: u32) -> (Entry, Rc<Outbox>) {
         let outbox = Rc::new(Outbox::new());
         let name = WorkerName { role, id, pid };
         (
-            Peer {
+            Entry {
+                worker: crate::master::worker::WorkerId(pid as u64),
                 name,
                 outbox: outbox.clone(),
             },
@@ -387,13 +377,13 @@ mod tests {
 
     /// An agent (pid 10) and two app workers (pids 11, 12), with their outboxes.
     fn table() -> (Messenger, Rc<Outbox>, Rc<Outbox>, Rc<Outbox>) {
-        let m = Messenger::default();
+        let m = Messenger::new(ParentSink::None, Rc::default(), Rc::default());
         let (a, agent) = peer(Role::Agent, 0, 10);
         let (p1, app1) = peer(Role::App, 1, 11);
         let (p2, app2) = peer(Role::App, 2, 12);
-        m.add(a);
-        m.add(p1);
-        m.add(p2);
+        m.registry().add(a);
+        m.registry().add(p1);
+        m.registry().add(p2);
         (m, agent, app1, app2)
     }
 

@@ -11,9 +11,10 @@ pub mod launch;
 pub mod lifecycle;
 pub mod messenger;
 pub mod metrics;
+pub(crate) mod owner;
 pub mod readiness;
+pub(crate) mod registry;
 pub mod restart;
-pub mod shutdown;
 pub mod signals;
 pub mod spawn;
 pub mod tasks;
@@ -62,7 +63,7 @@ pub enum State {
 /// thread; [`shutdown`](Self::shutdown) stops them gracefully instead.
 pub struct Master {
     events: mpsc::UnboundedSender<Event>,
-    messages: mpsc::UnboundedReceiver<Message>,
+    messages: mpsc::Receiver<Message>,
     state: watch::Receiver<State>,
     workers: Arc<Mutex<Vec<WorkerInfo>>>,
     thread: Option<std::thread::JoinHandle<Result<(), Error>>>,
@@ -138,6 +139,39 @@ impl Master {
         .await
         .ok()
         .flatten()
+    }
+
+    /// Restarts slot `slot` gracefully (the agent's is 0): a new worker first, then the old
+    /// one stopped once the new one is ready. Not counted as a crash. Refused (with the
+    /// reason) while the cluster starts or stops, or while the slot is already being
+    /// replaced.
+    pub async fn restart(&self, slot: u32) -> Result<(), String> {
+        self.command(core::Command::Restart { slot }).await
+    }
+
+    /// Stops the worker of slot `slot`; the slot stays empty until [`start`](Self::start_slot).
+    pub async fn stop_slot(&self, slot: u32) -> Result<(), String> {
+        self.command(core::Command::Stop { slot }).await
+    }
+
+    /// Starts a stopped or parked slot.
+    pub async fn start_slot(&self, slot: u32) -> Result<(), String> {
+        self.command(core::Command::Start { slot }).await
+    }
+
+    /// Runs `workers` app workers: new slots get the next ids, the newest slots are retired
+    /// first (their workers stop gracefully).
+    pub async fn scale(&self, workers: usize) -> Result<(), String> {
+        self.command(core::Command::Scale { workers }).await
+    }
+
+    async fn command(&self, cmd: core::Command) -> Result<(), String> {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        self.events
+            .send(Event::Command(cmd, tx))
+            .map_err(|_| "the master has stopped".to_string())?;
+        rx.await
+            .unwrap_or_else(|_| Err("the master has stopped".to_string()))
     }
 
     /// The live workers now.

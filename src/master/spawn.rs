@@ -12,6 +12,7 @@ use std::io;
 use std::os::fd::OwnedFd;
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::net::UnixStream;
+use std::os::unix::process::CommandExt;
 use std::process::Stdio;
 
 use command_fds::{CommandFdExt, FdMapping};
@@ -51,7 +52,9 @@ pub struct SpawnSpec<'a> {
 
 /// A started child: the process and the master's end of its channel.
 pub struct Spawned {
-    pub child: tokio::process::Child,
+    /// Reaped by its owner task only ([`super::owner`]): a std child, so no runtime reaps
+    /// it behind the owner's back.
+    pub child: std::process::Child,
     pub pid: u32,
     pub channel: UnixStream,
 }
@@ -98,10 +101,9 @@ pub fn spawn(spec: &SpawnSpec<'_>) -> io::Result<Spawned> {
     }
     let plan = ExecPlan::new(spec.command, &env, !spec.listeners.is_empty())?;
 
-    let mut cmd = tokio::process::Command::new(&spec.command[0]);
+    let mut cmd = std::process::Command::new(&spec.command[0]);
     cmd.stdin(Stdio::null())
         .process_group(0)
-        .kill_on_drop(false)
         .fd_mappings(mappings)
         .map_err(|e| io::Error::other(e.to_string()))?;
     let master = master_pid as i32;
@@ -115,7 +117,7 @@ pub fn spawn(spec: &SpawnSpec<'_>) -> io::Result<Spawned> {
         cmd.pre_exec(move || plan.exec());
     }
     let child = cmd.spawn()?;
-    let pid = child.id().expect("a just-spawned child has a pid");
+    let pid = child.id();
     ours.set_nonblocking(true)?;
     Ok(Spawned {
         child,

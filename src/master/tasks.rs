@@ -1,13 +1,14 @@
-//! The tasks that serve one channel or one child: reading and routing, writing, and
-//! waiting for the exit. They report to the lifecycle loop through [`Event`]s.
+//! The tasks that serve one channel: reading and routing, and writing. They report to the
+//! run loop through [`Event`]s. (The child itself has its owner: [`super::owner`].)
 
 use crate::channel::{self, Outbox};
 use crate::master::lifecycle::Event;
 use crate::master::messenger::{Messenger, Outcome, Source};
+use crate::master::metrics::DropReason;
+use crate::master::worker::WorkerId;
 use crate::protocol::Endpoint;
 use crate::protocol::codec::LineBuffer;
 use crate::sticky::handoff::Handoff;
-use crate::sys::process::{Exit, Signal, signal_group};
 use std::rc::Rc;
 use std::time::Duration;
 use tokio::net::UnixStream;
@@ -27,18 +28,18 @@ pub enum Closed {
 }
 
 /// Reads `stream`, routes every line, and reports readiness, messages to the master and
-/// the end of the channel. `pid` is 0 for the parent channel.
+/// the end of the channel. `worker` is `None` for the parent channel.
+#[allow(clippy::too_many_arguments)]
 pub async fn read_channel(
     stream: Rc<UnixStream>,
     src: Source,
+    worker: Option<WorkerId>,
     messenger: Rc<Messenger>,
     handoff: Option<Rc<Handoff>>,
     events: UnboundedSender<Event>,
     max_line: usize,
     done: Option<oneshot::Sender<()>>,
 ) {
-    let pid = src.worker.map_or(0, |w| w.pid);
-    let slot = src.worker.map_or(0, |w| w.id);
     // Only app workers receive connections, so only they can acknowledge one.
     let app_handoff = handoff.as_deref().filter(|_| src.endpoint == Endpoint::App);
     let who = match src.worker {
@@ -58,27 +59,30 @@ pub async fn read_channel(
                 Ok(Some(line)) => match messenger.route(&src, line) {
                     Outcome::Routed(_) | Outcome::NodeInternal | Outcome::Blank => {}
                     Outcome::HandoffAck(n) => {
-                        if let (Some(h), Some(o)) = (app_handoff, &src.outbox) {
-                            h.on_ack(slot, n, o);
+                        if let (Some(h), Some(w)) = (app_handoff, worker) {
+                            h.on_ack(w, n);
                         }
                     }
                     Outcome::NodeAck => {
-                        if let (Some(h), Some(o)) = (app_handoff, &src.outbox) {
-                            h.on_node_ack(slot, o);
+                        if let (Some(h), Some(w)) = (app_handoff, worker) {
+                            h.on_node_ack(w);
                         }
                     }
                     Outcome::NodeNack => {
-                        if let (Some(h), Some(o)) = (app_handoff, &src.outbox) {
-                            h.on_node_nack(slot, o);
+                        if let (Some(h), Some(w)) = (app_handoff, worker) {
+                            h.on_node_nack(w);
                         }
                     }
                     Outcome::Ready => {
-                        let _ = events.send(Event::Ready { pid });
+                        if let Some(worker) = worker {
+                            let _ = events.send(Event::Ready { worker });
+                        }
                     }
                     Outcome::ToMaster(msg) => {
                         let _ = events.send(Event::ToMaster(msg));
                     }
                     Outcome::Bad(why) => {
+                        messenger.metrics().dropped(DropReason::Invalid);
                         bad += 1;
                         if bad == 1 || bad.is_power_of_two() {
                             tracing::warn!(
@@ -94,6 +98,7 @@ pub async fn read_channel(
         // Descriptors a worker sends are not wanted (a Node handle was acknowledged above).
         fds.clear();
         if let Some(e) = too_long {
+            messenger.metrics().dropped(DropReason::TooLong);
             break Closed::Abuse(e.to_string());
         }
         if let Some(outbox) = messenger.take_congested() {
@@ -110,7 +115,7 @@ pub async fn read_channel(
             nix::sys::socket::Shutdown::Both,
         );
     }
-    let _ = events.send(Event::ChannelClosed { pid, closed });
+    let _ = events.send(Event::ChannelClosed { worker, closed });
     if let Some(done) = done {
         let _ = done.send(());
     }
@@ -120,35 +125,4 @@ pub async fn read_channel(
 pub async fn write_channel(stream: Rc<UnixStream>, outbox: Rc<Outbox>) {
     let _ = channel::write_loop(&stream, &outbox).await;
     outbox.close();
-}
-
-/// How long an exited worker's channel may take to reach end of file, so that what it
-/// wrote before exiting is routed before its death is announced.
-const DRAIN_AFTER_EXIT: Duration = Duration::from_millis(500);
-
-/// Owns the child: the only task that reaps it. When it exits, whatever it left in its
-/// process group (a grandchild that ignored SIGTERM, say) is killed with it, and its
-/// channel is read to the end (`channel_done`) before the exit is reported.
-pub async fn wait_child(
-    mut child: tokio::process::Child,
-    pid: u32,
-    events: UnboundedSender<Event>,
-    channel_done: Option<oneshot::Receiver<()>>,
-) {
-    let exit = match child.wait().await {
-        Ok(status) => Exit::from_status(status),
-        Err(e) => {
-            tracing::error!("cannot wait for pid {pid}: {e}");
-            Exit {
-                code: None,
-                signal: None,
-            }
-        }
-    };
-    let _ = signal_group(pid, Signal::SIGKILL);
-    let _ = events.send(Event::Reaped { pid });
-    if let Some(done) = channel_done {
-        let _ = tokio::time::timeout(DRAIN_AFTER_EXIT, done).await;
-    }
-    let _ = events.send(Event::Exited { pid, exit });
 }

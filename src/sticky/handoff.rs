@@ -19,12 +19,13 @@
 
 use crate::channel::{Outbox, Refused};
 use crate::config::Dialect;
+use crate::master::worker::WorkerId;
 use crate::sticky::affinity;
 use std::cell::{Cell, RefCell};
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::io::Write;
 use std::net::SocketAddr;
-use std::os::fd::OwnedFd;
+use std::os::fd::{AsFd, OwnedFd};
 use std::rc::Rc;
 
 pub use crate::protocol::actions::{ACK_ACTION, CONNECTION_ACTION};
@@ -44,6 +45,8 @@ pub struct Pending {
     /// The address the client connected to.
     pub local: SocketAddr,
     nacks: u8,
+    /// Bytes of a PROXY header the master itself read from the socket.
+    proxy_bytes: u32,
 }
 
 impl Pending {
@@ -54,21 +57,31 @@ impl Pending {
             peer,
             local,
             nacks: 0,
+            proxy_bytes: 0,
         }
     }
+
+    /// The master read `n` bytes of PROXY header from it before handing it over.
+    pub fn with_proxy_bytes(mut self, n: usize) -> Pending {
+        self.proxy_bytes = n as u32;
+        self
+    }
+
+    /// Whether anyone but the master's PROXY reader took bytes from the socket: then it
+    /// cannot go to another worker. When the kernel cannot say, it is taken as read, so a
+    /// request is never served twice or cut in half.
+    fn read_by_someone(&self) -> bool {
+        crate::sys::socket::peer_bytes_consumed(self.fd.as_fd(), u64::from(self.proxy_bytes))
+            .unwrap_or(true)
+    }
 }
 
-#[derive(Default)]
-struct SlotQueue {
-    outbox: Option<Rc<Outbox>>,
+/// One worker's side of the handoff: its channel and what it has not acknowledged.
+struct WorkerQueue {
+    slot: u32,
+    outbox: Rc<Outbox>,
     /// Sent or queued, not yet acknowledged, in order.
     unacked: VecDeque<Pending>,
-}
-
-impl SlotQueue {
-    fn can_take(&self) -> bool {
-        self.outbox.is_some() && self.unacked.len() < MAX_IN_FLIGHT
-    }
 }
 
 /// Counters, for logs and tests.
@@ -82,6 +95,9 @@ pub struct Stats {
     pub dropped: u64,
     /// Connections closed for a bad, missing or slow PROXY header.
     pub proxy_rejected: u64,
+    /// Connections closed rather than moved, because their worker had read from them
+    /// before it went down.
+    pub consumed: u64,
 }
 
 /// The master's connection router.
@@ -90,7 +106,12 @@ pub struct Handoff {
     /// Node dialect: a JSON string sent as the handle's message instead of the
     /// `clutch:connection` object.
     node_message: Option<String>,
-    slots: RefCell<Vec<SlotQueue>>,
+    /// The worker taking each slot's new connections (index: slot id − 1); grows when
+    /// the cluster scales up.
+    slots: RefCell<Vec<Option<WorkerId>>>,
+    /// Every worker that holds sockets or takes them, by id: the old and the new worker
+    /// of one slot are apart.
+    workers: RefCell<HashMap<WorkerId, WorkerQueue>>,
     /// Scratch for the hash: which slots can take a connection now.
     open: RefCell<Vec<bool>>,
     waiting: RefCell<VecDeque<Pending>>,
@@ -104,7 +125,8 @@ impl Handoff {
         Handoff {
             dialect,
             node_message: None,
-            slots: RefCell::new((0..workers).map(|_| SlotQueue::default()).collect()),
+            slots: RefCell::new(vec![None; workers]),
+            workers: RefCell::new(HashMap::new()),
             open: RefCell::new(vec![false; workers]),
             waiting: RefCell::new(VecDeque::new()),
             line: RefCell::new(Vec::with_capacity(256)),
@@ -136,35 +158,64 @@ impl Handoff {
         self.stats.get().proxy_rejected
     }
 
-    fn index(&self, id: u32) -> Option<usize> {
-        let i = (id as usize).checked_sub(1)?;
-        (i < self.slots.borrow().len()).then_some(i)
-    }
-
-    /// Slot `id` has a ready worker reading `outbox`: it takes connections from now on,
-    /// starting with those that waited for any slot.
-    pub fn attach(&self, id: u32, outbox: Rc<Outbox>) {
-        let Some(i) = self.index(id) else { return };
-        self.slots.borrow_mut()[i].outbox = Some(outbox);
+    /// Worker `worker` of slot `slot` is ready and reads `outbox`: it takes the slot's new
+    /// connections from now on, starting with those that waited for any slot.
+    pub fn attach(&self, slot: u32, worker: WorkerId, outbox: Rc<Outbox>) {
+        let Some(i) = (slot as usize).checked_sub(1) else {
+            return;
+        };
+        {
+            let mut slots = self.slots.borrow_mut();
+            if slots.len() <= i {
+                slots.resize(i + 1, None);
+                self.open.borrow_mut().resize(i + 1, false);
+            }
+            slots[i] = Some(worker);
+        }
+        self.workers
+            .borrow_mut()
+            .entry(worker)
+            .or_insert_with(|| WorkerQueue {
+                slot,
+                outbox,
+                unacked: VecDeque::new(),
+            });
         self.retry_waiting();
     }
 
-    /// Slot `id` went down: what it had not acknowledged goes to the other slots.
-    pub fn detach(&self, id: u32) {
-        let Some(i) = self.index(id) else { return };
-        let orphans: Vec<Pending> = {
+    /// `worker` takes no new connections (it was told to stop, or its channel closed); what
+    /// it was sent stays its own until it acknowledges it or is [`gone`](Self::gone).
+    pub fn stop_sending(&self, worker: WorkerId) {
+        let slot = self.workers.borrow().get(&worker).map(|q| q.slot);
+        if let Some(slot) = slot {
             let mut slots = self.slots.borrow_mut();
-            let slot = &mut slots[i];
-            slot.outbox = None;
-            slot.unacked.drain(..).collect()
+            let i = slot as usize - 1;
+            if slots[i] == Some(worker) {
+                slots[i] = None;
+            }
+        }
+    }
+
+    /// `worker` exited: what it had not acknowledged goes to the other slots, unless
+    /// someone already read from it (the request is gone with the worker: moving the
+    /// socket would hand another worker a connection cut in the middle).
+    pub fn gone(&self, worker: WorkerId) {
+        self.stop_sending(worker);
+        let Some(q) = self.workers.borrow_mut().remove(&worker) else {
+            return;
         };
-        if !orphans.is_empty() {
+        if !q.unacked.is_empty() {
             tracing::debug!(
-                "app worker {id} left {} connection(s) unacknowledged; moving them",
-                orphans.len()
+                "app worker {} left {} connection(s) unacknowledged; moving them",
+                q.slot,
+                q.unacked.len()
             );
         }
-        for mut p in orphans {
+        for mut p in q.unacked {
+            if p.read_by_someone() {
+                self.count(|s| s.consumed += 1);
+                continue;
+            }
             p.nacks = 0;
             self.count(|s| s.rerouted += 1);
             self.dispatch(p);
@@ -189,9 +240,13 @@ impl Handoff {
         loop {
             let pick = {
                 let slots = self.slots.borrow();
+                let workers = self.workers.borrow();
                 let mut open = self.open.borrow_mut();
-                for (i, (o, s)) in open.iter_mut().zip(slots.iter()).enumerate() {
-                    *o = s.can_take() && !tried.contains(&i);
+                for (i, (o, w)) in open.iter_mut().zip(slots.iter()).enumerate() {
+                    *o = w
+                        .and_then(|w| workers.get(&w))
+                        .is_some_and(|q| q.unacked.len() < MAX_IN_FLIGHT)
+                        && !tried.contains(&i);
                 }
                 affinity::pick_slot(p.peer.ip(), &open)
             };
@@ -227,7 +282,6 @@ impl Handoff {
         }
     }
 
-    /// Connections that waited for any slot get another chance.
     /// Connections that waited for any slot get another chance, in order. Whether a slot
     /// can take one does not depend on the client, so the first that must wait again
     /// stops the round: an ack under a backlog costs the connections it lets through,
@@ -244,9 +298,13 @@ impl Handoff {
         }
     }
 
-    /// Queues `p` on slot `i`'s channel; gives it back when the channel refuses it.
+    /// Queues `p` on the channel of slot `i`'s worker; gives it back when the channel
+    /// refuses it.
     fn send(&self, i: usize, p: Pending) -> Result<(), Pending> {
-        let Some(outbox) = self.slots.borrow()[i].outbox.clone() else {
+        let Some(worker) = self.slots.borrow()[i] else {
+            return Err(p);
+        };
+        let Some(outbox) = self.workers.borrow().get(&worker).map(|q| q.outbox.clone()) else {
             return Err(p);
         };
         let pushed = {
@@ -259,13 +317,15 @@ impl Handoff {
         };
         match pushed {
             Ok(()) => {
-                self.slots.borrow_mut()[i].unacked.push_back(p);
+                if let Some(q) = self.workers.borrow_mut().get_mut(&worker) {
+                    q.unacked.push_back(p);
+                }
                 self.count(|s| s.handed += 1);
                 Ok(())
             }
             Err(Refused::Closed) => {
-                // The worker is going; its detach will move what it had not taken.
-                self.slots.borrow_mut()[i].outbox = None;
+                // The worker is going; its `gone` will move what it had not taken.
+                self.stop_sending(worker);
                 Err(p)
             }
             Err(Refused::Full(_)) => Err(p),
@@ -298,29 +358,19 @@ impl Handoff {
         line.push(b'\n');
     }
 
-    /// Runs `f` on slot `id` if `from` is its current outbox: an answer from a channel
-    /// the slot no longer uses (a dead worker's, still open) must not touch the new one.
-    fn with_slot<R>(
-        &self,
-        id: u32,
-        from: &Rc<Outbox>,
-        f: impl FnOnce(&mut SlotQueue) -> R,
-    ) -> Option<R> {
-        let i = self.index(id)?;
-        let mut slots = self.slots.borrow_mut();
-        let slot = &mut slots[i];
-        slot.outbox.as_ref().filter(|o| Rc::ptr_eq(o, from))?;
-        Some(f(slot))
+    /// Runs `f` on `worker`'s queue.
+    fn with_worker<R>(&self, worker: WorkerId, f: impl FnOnce(&mut WorkerQueue) -> R) -> Option<R> {
+        self.workers.borrow_mut().get_mut(&worker).map(f)
     }
 
-    /// A clutch worker in slot `id` took `n` sockets: the master's copies close.
-    pub fn on_ack(&self, id: u32, n: usize, from: &Rc<Outbox>) {
+    /// A clutch worker took `n` sockets: the master's copies close.
+    pub fn on_ack(&self, worker: WorkerId, n: usize) {
         if self.dialect == Dialect::Node {
             return;
         }
-        let freed = self.with_slot(id, from, |slot| {
-            let n = n.min(slot.unacked.len());
-            slot.unacked.drain(..n);
+        let freed = self.with_worker(worker, |q| {
+            let n = n.min(q.unacked.len());
+            q.unacked.drain(..n);
             n > 0
         });
         if freed == Some(true) {
@@ -328,48 +378,50 @@ impl Handoff {
         }
     }
 
-    /// A Node worker in slot `id` took the handle in flight: the next line or handle goes.
-    pub fn on_node_ack(&self, id: u32, from: &Rc<Outbox>) {
+    /// A Node worker took the handle in flight: the next line or handle goes.
+    pub fn on_node_ack(&self, worker: WorkerId) {
         if self.dialect != Dialect::Node {
             return;
         }
-        let done = self.with_slot(id, from, |slot| slot.unacked.pop_front().is_some());
-        if done == Some(true) {
-            from.release();
+        let done = self.with_worker(worker, |q| {
+            q.unacked.pop_front().is_some().then(|| q.outbox.clone())
+        });
+        if let Some(Some(outbox)) = done {
+            outbox.release();
             self.retry_waiting_if_any();
         }
     }
 
-    /// A Node worker in slot `id` could not take the handle in flight: resend it, or give
-    /// up after [`MAX_RETRANSMISSIONS`] as Node does.
-    pub fn on_node_nack(&self, id: u32, from: &Rc<Outbox>) {
+    /// A Node worker could not take the handle in flight: resend it, or give up after
+    /// [`MAX_RETRANSMISSIONS`] as Node does.
+    pub fn on_node_nack(&self, worker: WorkerId) {
         if self.dialect != Dialect::Node {
             return;
         }
-        let Some(Some(mut p)) = self.with_slot(id, from, |slot| slot.unacked.pop_front()) else {
+        let Some(Some((mut p, outbox, slot))) = self.with_worker(worker, |q| {
+            q.unacked.pop_front().map(|p| (p, q.outbox.clone(), q.slot))
+        }) else {
             return;
         };
         p.nacks += 1;
         if p.nacks > MAX_RETRANSMISSIONS {
             tracing::warn!(
-                "app worker {id} refused a connection {MAX_RETRANSMISSIONS} times; closing it"
+                "app worker {slot} refused a connection {MAX_RETRANSMISSIONS} times; closing it"
             );
             self.count(|s| s.dropped += 1);
-            from.release();
+            outbox.release();
             return;
         }
         let resent = {
             let mut line = self.line.borrow_mut();
             self.write_line(&mut line, &p);
-            from.resend(&line, p.fd.clone())
+            outbox.resend(&line, p.fd.clone())
         };
         match resent {
             Ok(()) => {
-                if let Some(i) = self.index(id) {
-                    self.slots.borrow_mut()[i].unacked.push_front(p);
-                }
+                self.with_worker(worker, |q| q.unacked.push_front(p));
             }
-            Err(_) => self.route(p, &mut self.index(id).into_iter().collect()),
+            Err(_) => self.route(p, &mut vec![slot as usize - 1]),
         }
     }
 
@@ -379,10 +431,13 @@ impl Handoff {
         }
     }
 
-    /// Connections sent to slot `id` and not yet acknowledged (for tests).
+    /// Connections sent to the worker taking slot `id`'s connections and not yet
+    /// acknowledged (for tests).
     pub fn unacked(&self, id: u32) -> usize {
-        self.index(id)
-            .map_or(0, |i| self.slots.borrow()[i].unacked.len())
+        let Some(Some(w)) = self.slots.borrow().get(id as usize - 1).copied() else {
+            return 0;
+        };
+        self.workers.borrow().get(&w).map_or(0, |q| q.unacked.len())
     }
 }
 
@@ -394,16 +449,77 @@ fn canonical(a: SocketAddr) -> SocketAddr {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::net::TcpListener;
+    use crate::master::worker::WorkerId as W;
+    use std::net::{TcpListener, TcpStream};
 
+    /// A real accepted TCP socket (its client already gone), said to come from `peer`.
     fn conn(peer: &str) -> Pending {
-        // Any open fd will do for routing; a listener is the cheapest to make.
-        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        let (accepted, _client) = tcp_pair();
         Pending::new(
-            OwnedFd::from(l),
+            OwnedFd::from(accepted),
             peer.parse().unwrap(),
             "127.0.0.1:7001".parse().unwrap(),
         )
+    }
+
+    fn tcp_pair() -> (TcpStream, TcpStream) {
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        let client = TcpStream::connect(l.local_addr().unwrap()).unwrap();
+        (l.accept().unwrap().0, client)
+    }
+
+    #[test]
+    fn a_connection_its_worker_read_from_is_closed_not_moved() {
+        use std::io::{Read, Write};
+        let h = Handoff::new(2, Dialect::Clutch);
+        let (a, b) = (Rc::new(Outbox::new()), Rc::new(Outbox::new()));
+        h.attach(1, W(1), a);
+        h.attach(2, W(2), b);
+        let (accepted, mut client) = tcp_pair();
+        let mut worker_side = accepted.try_clone().unwrap();
+        client.write_all(b"GET / HTTP/1.1\r\n\r\n").unwrap();
+        // A client address that picks slot 1.
+        let peer = (0..255)
+            .map(|i| format!("10.0.0.{i}:1000"))
+            .find(|p| {
+                affinity::pick_slot(p.parse::<SocketAddr>().unwrap().ip(), &[true, true]) == Some(1)
+            })
+            .unwrap();
+        h.dispatch(Pending::new(
+            OwnedFd::from(accepted),
+            peer.parse().unwrap(),
+            "127.0.0.1:7001".parse().unwrap(),
+        ));
+        assert_eq!(h.unacked(1), 1);
+        let mut byte = [0u8; 1];
+        worker_side.read_exact(&mut byte).unwrap();
+        h.gone(W(1));
+        assert_eq!(h.stats().consumed, 1);
+        assert_eq!(h.stats().rerouted, 0);
+        assert_eq!(h.unacked(2), 0);
+    }
+
+    #[test]
+    fn a_stopping_worker_gets_no_new_connections_but_keeps_what_it_has() {
+        let h = Handoff::new(1, Dialect::Clutch);
+        let (old, new) = (Rc::new(Outbox::new()), Rc::new(Outbox::new()));
+        h.attach(1, W(1), old.clone());
+        h.dispatch(conn("10.0.0.1:1"));
+        h.stop_sending(W(1));
+        h.dispatch(conn("10.0.0.2:1"));
+        assert_eq!(
+            Outbox::drain_for_test(&old).len(),
+            1,
+            "only the first went to the old worker"
+        );
+        h.attach(1, W(2), new.clone());
+        assert_eq!(
+            Outbox::drain_for_test(&new).len(),
+            1,
+            "the second waited for the new one"
+        );
+        h.on_ack(W(1), 1);
+        assert_eq!(h.workers.borrow()[&W(1)].unacked.len(), 0);
     }
 
     #[test]
@@ -412,7 +528,7 @@ mod tests {
         h.dispatch(conn("10.0.0.1:1000"));
         assert_eq!(h.stats().handed, 0);
         let o = Rc::new(Outbox::new());
-        h.attach(1, o.clone());
+        h.attach(1, W(1), o.clone());
         assert_eq!(h.stats().handed, 1);
         assert!(o.queued() > 0);
     }
@@ -421,31 +537,30 @@ mod tests {
     fn unacknowledged_connections_move_when_their_slot_goes_down() {
         let h = Handoff::new(2, Dialect::Clutch);
         let (a, b) = (Rc::new(Outbox::new()), Rc::new(Outbox::new()));
-        h.attach(1, a);
-        h.attach(2, b.clone());
+        h.attach(1, W(1), a);
+        h.attach(2, W(2), b.clone());
         for i in 0..20 {
             h.dispatch(conn(&format!("10.0.0.{i}:1000")));
         }
         let on1 = h.unacked(1);
         assert!(on1 > 0 && h.unacked(2) > 0);
-        h.detach(1);
+        h.gone(W(1));
         assert_eq!(h.unacked(2), 20);
         assert_eq!(h.stats().rerouted as usize, on1);
-        h.on_ack(2, 20, &b);
+        h.on_ack(W(2), 20);
         assert_eq!(h.unacked(2), 0);
     }
 
     #[test]
-    fn acks_from_another_channel_or_dialect_are_ignored() {
+    fn acks_from_another_worker_or_dialect_are_ignored() {
         let h = Handoff::new(1, Dialect::Clutch);
-        let (current, stale) = (Rc::new(Outbox::new()), Rc::new(Outbox::new()));
-        h.attach(1, current.clone());
+        let current = Rc::new(Outbox::new());
+        h.attach(1, W(1), current.clone());
         h.dispatch(conn("10.0.0.1:1"));
-        h.on_ack(1, 1, &stale);
-        h.on_node_ack(1, &current);
-        h.on_ack(0, 1, &current);
+        h.on_ack(W(9), 1);
+        h.on_node_ack(W(1));
         assert_eq!(h.unacked(1), 1);
-        h.on_ack(1, 5, &current);
+        h.on_ack(W(1), 5);
         assert_eq!(h.unacked(1), 0);
     }
 
@@ -453,11 +568,11 @@ mod tests {
     fn an_early_ack_cannot_close_a_socket_still_queued() {
         let h = Handoff::new(1, Dialect::Clutch);
         let o = Rc::new(Outbox::new());
-        h.attach(1, o.clone());
+        h.attach(1, W(1), o.clone());
         let p = conn("10.0.0.1:1");
         let weak = Rc::downgrade(&p.fd);
         h.dispatch(p);
-        h.on_ack(1, 1, &o);
+        h.on_ack(W(1), 1);
         assert!(
             weak.upgrade().is_some(),
             "the outbox still holds the socket"
@@ -470,8 +585,8 @@ mod tests {
     fn a_slot_full_of_unacknowledged_sockets_is_passed_over() {
         let h = Handoff::new(2, Dialect::Clutch);
         let (a, b) = (Rc::new(Outbox::new()), Rc::new(Outbox::new()));
-        h.attach(1, a);
-        h.attach(2, b);
+        h.attach(1, W(1), a);
+        h.attach(2, W(2), b);
         for i in 0..(3 * MAX_IN_FLIGHT) {
             h.dispatch(conn(&format!("10.{}.{}.1:1", i / 256, i % 256)));
         }
@@ -484,26 +599,26 @@ mod tests {
     fn node_dialect_keeps_one_handle_in_flight_and_lines_in_order() {
         let h = Handoff::new(1, Dialect::Node);
         let o = Rc::new(Outbox::new());
-        h.attach(1, o.clone());
+        h.attach(1, W(1), o.clone());
         h.dispatch(conn("10.0.0.1:1"));
         o.push(&[br#"{"action":"between"}"#]).unwrap();
         h.dispatch(conn("10.0.0.2:1"));
         let sent = Outbox::drain_for_test(&o);
         assert_eq!(sent.len(), 1);
         assert_eq!(sent[0]["cmd"], "NODE_HANDLE");
-        h.on_node_ack(1, &o);
+        h.on_node_ack(W(1));
         let sent = Outbox::drain_for_test(&o);
         assert_eq!(sent.len(), 2, "{sent:?}");
         assert_eq!(sent[0]["action"], "between");
         assert_eq!(sent[1]["msg"]["data"]["remoteAddress"], "10.0.0.2");
-        h.on_node_nack(1, &o);
+        h.on_node_nack(W(1));
         assert_eq!(
             Outbox::drain_for_test(&o).len(),
             1,
             "a NACK resends the handle"
         );
         assert_eq!(h.unacked(1), 1);
-        h.on_node_ack(1, &o);
+        h.on_node_ack(W(1));
         assert_eq!(h.unacked(1), 0);
         o.push(&[br#"{"action":"after"}"#]).unwrap();
         assert_eq!(
@@ -526,7 +641,7 @@ mod tests {
         let h = Handoff::new(3, Dialect::Clutch);
         let outboxes: Vec<_> = (0..3).map(|_| Rc::new(Outbox::new())).collect();
         for (i, o) in outboxes.iter().enumerate() {
-            h.attach(i as u32 + 1, o.clone());
+            h.attach(i as u32 + 1, W(i as u64 + 1), o.clone());
         }
         outboxes[0].close();
         outboxes[1].close();
@@ -547,16 +662,16 @@ mod tests {
     fn a_backlog_drains_in_order_as_acks_free_room() {
         let h = Handoff::new(1, Dialect::Node);
         let o = Rc::new(Outbox::new());
-        h.attach(1, o.clone());
+        h.attach(1, W(1), o.clone());
         for i in 0..(MAX_IN_FLIGHT + 3) {
             h.dispatch(conn(&format!("10.9.{}.{}:1", i / 256, i % 256)));
         }
         assert_eq!(h.waiting.borrow().len(), 3);
         let first_waiting = h.waiting.borrow()[0].peer;
-        h.on_node_ack(1, &o);
+        h.on_node_ack(W(1));
         assert_eq!(h.waiting.borrow().len(), 2);
         assert_eq!(
-            h.slots.borrow()[0].unacked.back().map(|p| p.peer),
+            h.workers.borrow()[&W(1)].unacked.back().map(|p| p.peer),
             Some(first_waiting)
         );
     }

@@ -5,5 +5,6 @@
 
 pub mod fdpass;
 pub mod guard;
+pub mod pidfd;
 pub mod process;
 pub mod socket;

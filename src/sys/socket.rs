@@ -70,3 +70,55 @@ fn to_socket_addr(storage: &libc::sockaddr_storage) -> io::Result<std::net::Sock
         )),
     }
 }
+
+/// Whether someone read from a TCP socket: the bytes the kernel received from the peer,
+/// less those still queued unread, less the `consumed_by_master` bytes (a PROXY header).
+pub fn peer_bytes_consumed(
+    fd: std::os::fd::BorrowedFd<'_>,
+    consumed_by_master: u64,
+) -> io::Result<bool> {
+    use std::os::fd::AsRawFd;
+    let raw = fd.as_raw_fd();
+    // SAFETY: tcp_info is plain data; getsockopt writes at most `len` bytes into it.
+    let mut info: libc::tcp_info = unsafe { std::mem::zeroed() };
+    let mut len = std::mem::size_of::<libc::tcp_info>() as libc::socklen_t;
+    // SAFETY: a valid fd, a buffer of `len` bytes.
+    let r = unsafe {
+        libc::getsockopt(
+            raw,
+            libc::IPPROTO_TCP,
+            libc::TCP_INFO,
+            (&mut info as *mut libc::tcp_info).cast(),
+            &mut len,
+        )
+    };
+    if r != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    let mut queued: libc::c_int = 0;
+    // SAFETY: FIONREAD (SIOCINQ) writes one int.
+    if unsafe { libc::ioctl(raw, libc::FIONREAD, &mut queued) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // tcpi_bytes_received sits past the fields every kernel fills; an old kernel that
+    // does not fill it gives a short `len`, and then nobody can tell.
+    let end = std::mem::offset_of!(libc::tcp_info, tcpi_bytes_received) + 8;
+    if (len as usize) < end {
+        return Err(io::Error::new(
+            io::ErrorKind::Unsupported,
+            "TCP_INFO has no tcpi_bytes_received",
+        ));
+    }
+    // A FIN takes one sequence number, and bytes_received counts sequence numbers.
+    let fin = matches!(
+        info.tcpi_state,
+        TCP_CLOSE_WAIT | TCP_LAST_ACK | TCP_CLOSING | TCP_TIME_WAIT
+    );
+    Ok(info.tcpi_bytes_received > queued as u64 + consumed_by_master + fin as u64)
+}
+
+// The kernel's TCP states (include/net/tcp_states.h) in which the peer's FIN has arrived.
+const TCP_TIME_WAIT: u8 = 6;
+const TCP_CLOSE_WAIT: u8 = 8;
+const TCP_LAST_ACK: u8 = 9;
+const TCP_CLOSING: u8 = 11;

@@ -1,0 +1,64 @@
+//! The registry: one table of the workers whose channels are open, keyed by [`WorkerId`].
+//! The Messenger routes through it, the run loop adds a worker when it spawns it and
+//! removes it when its channel closes or it exits; nothing else keeps a copy of who is
+//! live. (The core's state is the decision side of the same workers; this is the I/O
+//! side: names and outboxes.)
+
+use crate::channel::Outbox;
+use crate::master::worker::{Role, WorkerId, WorkerName};
+use std::cell::RefCell;
+use std::rc::Rc;
+
+/// A worker the Messenger can deliver to.
+pub struct Entry {
+    pub worker: WorkerId,
+    pub name: WorkerName,
+    pub outbox: Rc<Outbox>,
+}
+
+/// The live workers' channels, in spawn order.
+#[derive(Default)]
+pub struct Registry {
+    entries: RefCell<Vec<Entry>>,
+}
+
+impl Registry {
+    /// Adds a worker whose channel just opened.
+    pub fn add(&self, entry: Entry) {
+        self.entries.borrow_mut().push(entry);
+    }
+
+    /// Removes a worker (its channel closed or it exited); closes its outbox.
+    pub fn remove(&self, worker: WorkerId) {
+        let mut entries = self.entries.borrow_mut();
+        if let Some(i) = entries.iter().position(|e| e.worker == worker) {
+            entries.remove(i).outbox.close();
+        }
+    }
+
+    /// The outbox of `worker`, while its channel is open.
+    pub fn outbox(&self, worker: WorkerId) -> Option<Rc<Outbox>> {
+        self.entries
+            .borrow()
+            .iter()
+            .find(|e| e.worker == worker)
+            .map(|e| e.outbox.clone())
+    }
+
+    /// Runs `f` on the newest agent (during an agent's replacement, the new one).
+    pub fn with_agent<R>(&self, f: impl FnOnce(Option<&Entry>) -> R) -> R {
+        let entries = self.entries.borrow();
+        f(entries.iter().rev().find(|e| e.name.role == Role::Agent))
+    }
+
+    /// Runs `f` on every app worker whose pid is `pid` (every one when `None`); returns
+    /// what the calls added up to.
+    pub fn for_apps(&self, pid: Option<u32>, mut f: impl FnMut(&Entry) -> usize) -> usize {
+        self.entries
+            .borrow()
+            .iter()
+            .filter(|e| e.name.role == Role::App && pid.is_none_or(|p| e.name.pid == p))
+            .map(&mut f)
+            .sum()
+    }
+}
