@@ -122,12 +122,22 @@ pub async fn run(
         }
         _ => (None, None),
     };
+    let guard = Rc::new(RefCell::new(guard));
+    // A guard that dies is replaced at once: protection never lapses silently.
+    let supervised = Rc::downgrade(&guard);
+    spawn_local(async move {
+        if let Err(e) = crate::sys::guard::supervise(supervised).await {
+            tracing::error!(
+                "cannot keep a guard process running ({e}); if the master is killed, its                  workers' children may be left behind"
+            );
+        }
+    });
     let mut c = Cluster {
         core,
         plan,
         messenger,
         events,
-        guard: Rc::new(RefCell::new(guard)),
+        guard,
         owned: HashMap::new(),
         published,
         handoff,

@@ -4,15 +4,21 @@
 //! The child's fds from 3 on are the listening sockets (if any, systemd's `LISTEN_FDS`
 //! layout), then its end of the channel. `LISTEN_PID` must equal the child's own pid, which
 //! is only known after fork, so the last `pre_exec` step writes the pid into an environment
-//! prepared before fork and calls `execvpe` itself: no allocation happens in the child.
+//! prepared before fork and calls `execve` itself: no allocation happens in the child.
+//!
+//! The environment is the master's, then the configured `env`, then clutch's own
+//! variables, each key once with the last value given. The program is looked up before fork
+//! on that environment's `PATH`, the one the worker will see, as `execvpe` would have done
+//! in the child (it is not async-signal-safe, and it searched the master's `PATH`).
 
 use crate::master::worker::Role;
-use std::ffi::OsString;
+use std::ffi::{OsStr, OsString};
 use std::io;
 use std::os::fd::OwnedFd;
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::net::UnixStream;
 use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
 use std::process::Stdio;
 
 use command_fds::{CommandFdExt, FdMapping};
@@ -79,8 +85,11 @@ pub fn spawn(spec: &SpawnSpec<'_>) -> io::Result<Spawned> {
     let mut env: Vec<(OsString, OsString)> = std::env::vars_os()
         .filter(|(k, _)| !OWN_VARS.iter().any(|own| k.as_bytes() == own.as_bytes()))
         .collect();
+    for (k, v) in spec.extra_env {
+        set_var(&mut env, k.into(), v.into());
+    }
     let master_pid = std::process::id();
-    let mut set = |k: &str, v: String| env.push((k.into(), v.into()));
+    let mut set = |k: &str, v: String| set_var(&mut env, k.into(), v.into());
     set("CLUTCH_ROLE", spec.role.as_str().to_string());
     set("CLUTCH_WORKER_ID", spec.id.to_string());
     set("CLUTCH_CHANNEL_FD", channel_fd.to_string());
@@ -96,12 +105,14 @@ pub fn spawn(spec: &SpawnSpec<'_>) -> io::Result<Spawned> {
         let names: Vec<&str> = spec.listeners.iter().map(|(_, n)| *n).collect();
         set("LISTEN_FDNAMES", names.join(":"));
     }
-    for (k, v) in spec.extra_env {
-        set(k, v.clone());
-    }
-    let plan = ExecPlan::new(spec.command, &env, !spec.listeners.is_empty())?;
+    let path = env
+        .iter()
+        .find(|(k, _)| k == "PATH")
+        .map(|(_, v)| v.as_os_str());
+    let program = resolve(&spec.command[0], path)?;
+    let plan = ExecPlan::new(&program, spec.command, &env, !spec.listeners.is_empty())?;
 
-    let mut cmd = std::process::Command::new(&spec.command[0]);
+    let mut cmd = std::process::Command::new(&program);
     cmd.stdin(Stdio::null())
         .process_group(0)
         .fd_mappings(mappings)
@@ -126,8 +137,74 @@ pub fn spawn(spec: &SpawnSpec<'_>) -> io::Result<Spawned> {
     })
 }
 
-/// argv and envp built before fork, so the child only fills in its pid and calls execvpe.
+/// Sets `key` to `value`, in place of an earlier value: `getenv` returns the first match,
+/// so a second copy would never be seen.
+fn set_var(env: &mut Vec<(OsString, OsString)>, key: OsString, value: OsString) {
+    match env.iter_mut().find(|(k, _)| *k == key) {
+        Some(entry) => entry.1 = value,
+        None => env.push((key, value)),
+    }
+}
+
+/// Where `execvp` looks when `PATH` is unset (glibc's default).
+const DEFAULT_PATH: &str = "/bin:/usr/bin";
+
+/// Finds `program` as `execvp` would, on `path` (the worker's `PATH`): a name holding a `/`
+/// is used as is; otherwise the first executable regular file named so in a `PATH`
+/// directory (an empty entry is the current directory).
+fn resolve(program: &str, path: Option<&OsStr>) -> io::Result<PathBuf> {
+    // A NUL byte is left for `ExecPlan::new` to report, with the other arguments.
+    if program.contains('/') || program.contains('\0') {
+        return Ok(PathBuf::from(program));
+    }
+    if program.is_empty() {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "the program name is empty; give the command to run",
+        ));
+    }
+    let path = path.unwrap_or(OsStr::new(DEFAULT_PATH));
+    let mut not_executable = None;
+    for dir in path.as_bytes().split(|&b| b == b':') {
+        let dir = if dir.is_empty() {
+            Path::new(".")
+        } else {
+            Path::new(OsStr::from_bytes(dir))
+        };
+        let candidate = dir.join(program);
+        if !candidate.is_file() {
+            continue;
+        }
+        if nix::unistd::access(&candidate, nix::unistd::AccessFlags::X_OK).is_ok() {
+            return Ok(candidate);
+        }
+        not_executable.get_or_insert(candidate);
+    }
+    let path = path.to_string_lossy();
+    Err(match not_executable {
+        Some(found) => io::Error::new(
+            io::ErrorKind::PermissionDenied,
+            format!(
+                "{program:?} was found at {} but is not executable (searched the worker's \
+                 PATH={path}); make it executable",
+                found.display()
+            ),
+        ),
+        None => io::Error::new(
+            io::ErrorKind::NotFound,
+            format!(
+                "{program:?} was not found on the worker's PATH={path}; give its full path, \
+                 or set PATH in the worker's env to a directory that holds it"
+            ),
+        ),
+    })
+}
+
+/// The program, argv and envp built before fork, so the child only fills in its pid and
+/// calls execve.
 struct ExecPlan {
+    _program: Vec<u8>,
+    program_ptr: *const libc::c_char,
     _argv: Vec<Vec<u8>>,
     argv_ptrs: Vec<*const libc::c_char>,
     _envp: Vec<Vec<u8>>,
@@ -143,6 +220,7 @@ unsafe impl Sync for ExecPlan {}
 
 impl ExecPlan {
     fn new(
+        program: &Path,
         command: &[String],
         env: &[(OsString, OsString)],
         listen_pid: bool,
@@ -179,6 +257,9 @@ impl ExecPlan {
                 nul_free(&kv, &|| format!("the environment variable {k:?}"))
             })
             .collect::<Result<_, _>>()?;
+        let program = nul_free(program.as_os_str().as_bytes(), &|| {
+            format!("the program path {program:?}")
+        })?;
         if listen_pid {
             envp.push(b"LISTEN_PID=0000000000\0".to_vec());
         }
@@ -190,6 +271,8 @@ impl ExecPlan {
             unsafe { last.as_mut_ptr().add(11) }
         });
         Ok(ExecPlan {
+            program_ptr: program.as_ptr().cast(),
+            _program: program,
             _argv: argv,
             argv_ptrs,
             _envp: envp,
@@ -200,7 +283,7 @@ impl ExecPlan {
 
     /// In the child: set `LISTEN_PID` and exec. Returns only on failure.
     fn exec(&mut self) -> io::Result<()> {
-        // SAFETY: getpid and execvpe are async-signal-safe; the digits are written into
+        // SAFETY: getpid and execve are async-signal-safe; the digits are written into
         // memory this plan owns, NUL-terminated within its 10 places.
         unsafe {
             if let Some(digits) = self.listen_pid {
@@ -220,8 +303,8 @@ impl ExecPlan {
                 }
                 *digits.add(n) = 0;
             }
-            libc::execvpe(
-                self.argv_ptrs[0],
+            libc::execve(
+                self.program_ptr,
                 self.argv_ptrs.as_ptr(),
                 self.envp_ptrs.as_ptr(),
             );
@@ -247,10 +330,66 @@ mod tests {
         let command: Vec<String> = command.iter().map(|s| s.to_string()).collect();
         let env: Vec<(OsString, OsString)> =
             env.iter().map(|(k, v)| (k.into(), v.into())).collect();
-        match ExecPlan::new(&command, &env, false) {
+        match ExecPlan::new(Path::new("/bin/server"), &command, &env, false) {
             Ok(_) => panic!("a NUL byte in {command:?} {env:?} was let through"),
             Err(e) => e.to_string(),
         }
+    }
+
+    /// A temp dir holding `names`, each a file with `mode`.
+    fn dir_with(names: &[(&str, u32)]) -> tempfile::TempDir {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        for (name, mode) in names {
+            let p = dir.path().join(name);
+            std::fs::write(&p, "#!/bin/sh\n").unwrap();
+            std::fs::set_permissions(&p, std::fs::Permissions::from_mode(*mode)).unwrap();
+        }
+        dir
+    }
+
+    #[test]
+    fn the_program_is_the_first_executable_file_on_the_given_path() {
+        let a = dir_with(&[("prog", 0o644)]);
+        let b = dir_with(&[]);
+        std::fs::create_dir(b.path().join("prog")).unwrap();
+        let c = dir_with(&[("prog", 0o755)]);
+        let d = dir_with(&[("prog", 0o755)]);
+        let path = [&a, &b, &c, &d]
+            .map(|d| d.path().display().to_string())
+            .join(":");
+        let found = resolve("prog", Some(OsStr::new(&path))).unwrap();
+        assert_eq!(found, c.path().join("prog"));
+        assert_eq!(
+            resolve("./x/prog", Some(OsStr::new(&path))).unwrap(),
+            Path::new("./x/prog")
+        );
+    }
+
+    #[test]
+    fn a_missing_program_error_names_it_and_the_path() {
+        let a = dir_with(&[("prog", 0o644)]);
+        let path = format!("{}:/nonexistent", a.path().display());
+        let e = resolve("other", Some(OsStr::new(&path))).unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::NotFound);
+        let text = e.to_string();
+        assert!(text.contains("\"other\"") && text.contains(&path), "{text}");
+        let e = resolve("prog", Some(OsStr::new(&path))).unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::PermissionDenied);
+        assert!(e.to_string().contains("not executable"), "{e}");
+    }
+
+    #[test]
+    fn a_variable_set_again_keeps_one_entry_with_the_last_value() {
+        let mut env = vec![("PATH".into(), "/master".into()), ("A".into(), "1".into())];
+        set_var(&mut env, "PATH".into(), "/configured".into());
+        set_var(&mut env, "B".into(), "2".into());
+        let expected: Vec<(OsString, OsString)> = vec![
+            ("PATH".into(), "/configured".into()),
+            ("A".into(), "1".into()),
+            ("B".into(), "2".into()),
+        ];
+        assert_eq!(env, expected);
     }
 
     #[test]
