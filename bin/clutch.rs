@@ -7,7 +7,7 @@ use clutch::config::{
     split_command,
 };
 use clutch::{Error, MasterBuilder};
-use std::io::IsTerminal;
+use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
@@ -129,7 +129,7 @@ fn main() -> ExitCode {
         Command::DemoWorker => match clutch::demo::run() {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
-                eprintln!("clutch demo worker: {e}");
+                let _ = writeln!(std::io::stderr(), "clutch demo worker: {e}");
                 ExitCode::from(1)
             }
         },
@@ -143,18 +143,18 @@ fn main() -> ExitCode {
 }
 
 fn start(args: StartArgs, matches: &ArgMatches) -> ExitCode {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
-        )
-        .with_target(false)
-        .with_ansi(std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none())
-        .with_writer(std::io::stderr)
-        .init();
+    clutch::log::init();
+    let code = run(args, matches);
+    // Bounded: a stderr nobody reads must not keep clutch from exiting.
+    clutch::log::finish(Duration::from_secs(2));
+    code
+}
+
+fn run(args: StartArgs, matches: &ArgMatches) -> ExitCode {
     let settings = match settings(args, matches) {
         Ok(s) => s,
         Err(e) => {
-            eprintln!("clutch: {e}");
+            clutch::log::line(&format!("clutch: {e}"));
             return ExitCode::from(2);
         }
     };
@@ -169,11 +169,11 @@ fn start(args: StartArgs, matches: &ArgMatches) -> ExitCode {
     {
         Ok(()) => ExitCode::SUCCESS,
         Err(Error::Config(e)) => {
-            eprintln!("clutch: {e}");
+            clutch::log::line(&format!("clutch: {e}"));
             ExitCode::from(2)
         }
         Err(e) => {
-            eprintln!("clutch: the cluster failed to start: {e}");
+            clutch::log::line(&format!("clutch: the cluster failed to start: {e}"));
             ExitCode::from(1)
         }
     }
