@@ -173,18 +173,12 @@ impl Overrides {
     pub fn apply(&self, s: &mut Settings) -> Result<(), ConfigError> {
         let ms = |v: &Option<u64>| v.map(Duration::from_millis);
         set(&mut s.workers, self.workers);
-        if let Some(v) = &self.app {
-            s.app = Some(v.clone());
-        }
-        if let Some(v) = &self.agent {
-            s.agent = Some(v.0.clone());
-        }
+        set(&mut s.app, self.app.clone().map(Some));
+        set(&mut s.agent, self.agent.clone().map(|w| Some(w.0)));
         if self.no_agent == Some(true) {
             s.agent = None;
         }
-        if self.port.is_some() {
-            s.port = self.port;
-        }
+        set(&mut s.port, self.port.map(Some));
         set(&mut s.host, self.host.clone());
         match (self.sticky, self.reuseport) {
             (Some(true), Some(true)) => {
@@ -197,22 +191,19 @@ impl Overrides {
         set(&mut s.proxy_protocol, self.proxy_protocol);
         set(&mut s.proxy_timeout, ms(&self.proxy_timeout));
         set(&mut s.app_dialect, self.app_dialect);
-        if self.node_sticky_message.is_some() {
-            s.node_sticky_message = self.node_sticky_message.clone();
-        }
+        set(
+            &mut s.node_sticky_message,
+            self.node_sticky_message.clone().map(Some),
+        );
         set(&mut s.ready, self.ready);
-        if self.agent_ready.is_some() {
-            s.agent_ready = self.agent_ready;
-        }
+        set(&mut s.agent_ready, self.agent_ready.map(Some));
         set(&mut s.ready_timeout, ms(&self.ready_timeout));
         set(&mut s.kill_timeout, ms(&self.kill_timeout));
         set(&mut s.restart, self.restart);
         set(&mut s.restart_limit, self.restart_limit);
         set(&mut s.restart_window, ms(&self.restart_window));
         set(&mut s.max_message_size, self.max_message_size);
-        if self.pid_file.is_some() {
-            s.pid_file = self.pid_file.clone();
-        }
+        set(&mut s.pid_file, self.pid_file.clone().map(Some));
         set(&mut s.name, self.name.clone());
         if let Some(env) = &self.env {
             s.env
