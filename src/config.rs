@@ -1,13 +1,18 @@
 //! Settings: what a cluster runs and how, from a JSON file and from flags, validated with
 //! errors that name the key or flag at fault.
 
-use serde::Deserialize;
-use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::time::Duration;
 
 use crate::protocol::codec::DEFAULT_MAX_LINE;
+
+mod overrides;
+pub use overrides::{ConfigFile, Overrides, Words, resolve};
+
+/// The largest `max_message_size`: a line must fit in one worker's outbox, which drops
+/// messages past 64 MiB queued ([`crate::channel::HARD_CAP`]).
+pub const MAX_MESSAGE_SIZE: usize = 64 << 20;
 
 /// A configuration mistake: what is wrong and where. Exit code 2 on the command line.
 #[derive(Debug, thiserror::Error)]
@@ -273,230 +278,62 @@ impl Settings {
         if self.max_message_size < 1024 {
             return Err(bad("max-message-size", "must be at least 1024 bytes"));
         }
-        Ok(())
-    }
-}
-
-/// A command given as one string (split as a shell would, without running one) or a list.
-#[derive(Debug, Deserialize)]
-#[serde(untagged)]
-enum CommandValue {
-    Line(String),
-    Words(Vec<String>),
-}
-
-/// Splits a command line as a shell would (quotes, escapes), without running a shell.
-pub fn split_command(key: &str, line: &str) -> Result<Vec<String>, ConfigError> {
-    let words =
-        shell_words::split(line).map_err(|e| bad(key, format!("cannot split `{line}`: {e}")))?;
-    if words.is_empty() {
-        return Err(bad(key, "the command is empty"));
-    }
-    Ok(words)
-}
-
-/// The config file's shape: every key optional, none unknown.
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "kebab-case")]
-pub struct FileSettings {
-    name: Option<String>,
-    workers: Option<usize>,
-    app: Option<CommandValue>,
-    agent: Option<CommandValue>,
-    no_agent: Option<bool>,
-    port: Option<u16>,
-    host: Option<String>,
-    ready: Option<String>,
-    agent_ready: Option<String>,
-    ready_timeout: Option<u64>,
-    kill_timeout: Option<u64>,
-    restart: Option<String>,
-    restart_limit: Option<u32>,
-    restart_window: Option<u64>,
-    pid_file: Option<PathBuf>,
-    max_message_size: Option<usize>,
-    env: Option<std::collections::BTreeMap<String, String>>,
-    sticky: Option<bool>,
-    reuseport: Option<bool>,
-    proxy_protocol: Option<bool>,
-    proxy_timeout: Option<u64>,
-    app_dialect: Option<String>,
-    node_sticky_message: Option<String>,
-    /// The keys the file sets, so a later error about one of them can name the file.
-    #[serde(skip)]
-    keys: BTreeSet<String>,
-}
-
-/// The keys a config file set: a value that fails validation after flags are merged is
-/// named as the file's key when the file gave it, so the user knows where to look.
-#[derive(Debug)]
-pub struct FileKeys {
-    path: PathBuf,
-    keys: BTreeSet<String>,
-}
-
-impl FileKeys {
-    /// Whether the file sets `key` (as spelled in the file, like the long flag).
-    pub fn sets(&self, key: &str) -> bool {
-        self.keys.contains(key)
-    }
-
-    /// `message` about `key`, naming this file.
-    pub fn error(&self, key: &str, message: String) -> ConfigError {
-        ConfigError::File {
-            path: self.path.clone(),
-            message: format!("key `{key}`: {message}"),
+        if self.max_message_size > MAX_MESSAGE_SIZE {
+            return Err(bad(
+                "max-message-size",
+                format!(
+                    "{} is more than the {MAX_MESSAGE_SIZE} bytes (64 MiB) clutch supports",
+                    self.max_message_size
+                ),
+            ));
         }
-    }
-
-    /// Names the file in a validation error about a key it sets; other errors as they are.
-    pub fn blame(&self, e: ConfigError) -> ConfigError {
-        match e {
-            ConfigError::Value { key, message } if self.sets(&key) => self.error(&key, message),
-            other => other,
+        if self.ready_timeout.is_zero() {
+            return Err(bad("ready-timeout", "must be more than 0 ms"));
         }
-    }
-}
-
-impl FileSettings {
-    /// Reads and parses a config file; an unknown key or a value of the wrong type is an
-    /// error naming the key.
-    pub fn load(path: &Path) -> Result<FileSettings, ConfigError> {
-        let text = std::fs::read(path).map_err(|source| ConfigError::Read {
-            path: path.to_path_buf(),
-            source,
-        })?;
-        let de = &mut serde_json::Deserializer::from_slice(&text);
-        let mut file: FileSettings = serde_path_to_error::deserialize(de).map_err(|e| {
-            let key = e.path().to_string();
-            let message = if key == "." {
-                e.inner().to_string()
-            } else {
-                format!("key `{key}`: {}", e.inner())
-            };
-            ConfigError::File {
-                path: path.to_path_buf(),
-                message,
-            }
-        })?;
-        // The text parsed as the struct, so it is an object; only its key names are kept.
-        if let Ok(map) = serde_json::from_slice::<serde_json::Map<String, serde_json::Value>>(&text)
-        {
-            file.keys = map.into_iter().map(|(k, _)| k).collect();
+        if self.proxy_timeout.is_zero() {
+            return Err(bad("proxy-timeout", "must be more than 0 ms"));
         }
-        Ok(file)
+        self.validate_c_strings()
     }
 
-    /// Applies the file's settings over `s`. A value that does not parse is an error naming
-    /// the key; ranges and combinations are left to [`Settings::validate`], which must run
-    /// once flags are merged too (a flag may fix what the file lacks). The returned keys
-    /// name the file in that validation's errors.
-    pub fn apply(self, s: &mut Settings, path: &Path) -> Result<FileKeys, ConfigError> {
-        let in_file = |key: &str, message: String| ConfigError::File {
-            path: path.to_path_buf(),
-            message: format!("key `{key}`: {message}"),
-        };
-        let command = |key: &str, v: CommandValue| -> Result<Vec<String>, ConfigError> {
-            match v {
-                CommandValue::Line(l) => {
-                    split_command(key, &l).map_err(|e| in_file(key, inner_message(e)))
+    /// Names, commands and variables become C strings at spawn, where a NUL byte would cut
+    /// them short: caught here, naming the key, rather than when a worker starts.
+    fn validate_c_strings(&self) -> Result<(), ConfigError> {
+        const NUL: &str = "holds a NUL byte; remove it";
+        if self.name.contains('\0') {
+            return Err(bad("name", format!("the name {NUL}")));
+        }
+        for (key, command) in [("app", &self.app), ("agent", &self.agent)] {
+            for (i, word) in command.iter().flatten().enumerate() {
+                if word.contains('\0') {
+                    let what = match i {
+                        0 => "the program".to_string(),
+                        _ => format!("argument {i}"),
+                    };
+                    return Err(bad(key, format!("{what} {NUL}")));
                 }
-                CommandValue::Words(w) if w.is_empty() => {
-                    Err(in_file(key, "the command is empty".into()))
-                }
-                CommandValue::Words(w) => Ok(w),
             }
-        };
-        if let Some(v) = self.name {
-            s.name = v;
         }
-        if let Some(v) = self.workers {
-            s.workers = v;
-        }
-        if let Some(v) = self.app {
-            s.app = Some(command("app", v)?);
-        }
-        if let Some(v) = self.agent {
-            s.agent = Some(command("agent", v)?);
-        }
-        if self.no_agent == Some(true) {
-            s.agent = None;
-        }
-        if let Some(v) = self.port {
-            s.port = Some(v);
-        }
-        if let Some(v) = self.host {
-            s.host = v;
-        }
-        if let Some(v) = self.ready {
-            s.ready = v.parse().map_err(|m| in_file("ready", m))?;
-        }
-        if let Some(v) = self.agent_ready {
-            s.agent_ready = Some(v.parse().map_err(|m| in_file("agent-ready", m))?);
-        }
-        if let Some(v) = self.ready_timeout {
-            s.ready_timeout = Duration::from_millis(v);
-        }
-        if let Some(v) = self.kill_timeout {
-            s.kill_timeout = Duration::from_millis(v);
-        }
-        if let Some(v) = self.restart {
-            s.restart = v.parse().map_err(|m| in_file("restart", m))?;
-        }
-        if let Some(v) = self.restart_limit {
-            s.restart_limit = v;
-        }
-        if let Some(v) = self.restart_window {
-            s.restart_window = Duration::from_millis(v);
-        }
-        if let Some(v) = self.pid_file {
-            s.pid_file = Some(v);
-        }
-        if let Some(v) = self.max_message_size {
-            s.max_message_size = v;
-        }
-        if let Some(v) = self.env {
-            s.env.extend(v);
-        }
-        match (self.sticky, self.reuseport) {
-            (Some(true), Some(true)) => {
-                return Err(in_file(
-                    "sticky",
-                    "sticky and reuseport exclude each other".into(),
+        for (k, v) in &self.env {
+            // The value is not shown: it may be a secret.
+            if k.is_empty() || k.contains('=') || k.contains('\0') {
+                return Err(bad(
+                    "env",
+                    format!("{k:?} is not a variable name (empty, or holds `=` or a NUL byte)"),
                 ));
             }
-            (Some(true), _) => s.listen = ListenMode::Sticky,
-            (_, Some(true)) => s.listen = ListenMode::ReusePort,
-            _ => {}
+            if v.contains('\0') {
+                return Err(bad("env", format!("the value of {k} {NUL}")));
+            }
         }
-        if let Some(v) = self.proxy_protocol {
-            s.proxy_protocol = v;
+        if self
+            .pid_file
+            .as_ref()
+            .is_some_and(|p| p.as_os_str().as_encoded_bytes().contains(&0))
+        {
+            return Err(bad("pid-file", format!("the path {NUL}")));
         }
-        if let Some(v) = self.proxy_timeout {
-            s.proxy_timeout = Duration::from_millis(v);
-        }
-        if let Some(v) = self.app_dialect {
-            s.app_dialect = v.parse().map_err(|m| in_file("app-dialect", m))?;
-        }
-        if let Some(v) = self.node_sticky_message {
-            s.node_sticky_message = Some(v);
-        }
-        Ok(FileKeys {
-            path: path.to_path_buf(),
-            keys: self.keys,
-        })
-    }
-
-    /// Whether the file asks for no agent.
-    pub fn no_agent(&self) -> bool {
-        self.no_agent == Some(true)
-    }
-}
-
-fn inner_message(e: ConfigError) -> String {
-    match e {
-        ConfigError::Value { message, .. } => message,
-        other => other.to_string(),
+        Ok(())
     }
 }
 
@@ -505,13 +342,16 @@ mod tests {
     use super::*;
 
     pub(super) fn load_str(json: &str) -> Result<Settings, ConfigError> {
+        load_with_flags(json, Overrides::default())
+    }
+
+    pub(super) fn load_with_flags(json: &str, flags: Overrides) -> Result<Settings, ConfigError> {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("clutch.json");
         std::fs::write(&path, json).unwrap();
-        let mut s = Settings::default();
-        let keys = FileSettings::load(&path)?.apply(&mut s, &path)?;
-        s.validate().map_err(|e| keys.blame(e))?;
-        Ok(s)
+        resolve(flags, Some(ConfigFile::load(&path)?), |_| {
+            Ok(Overrides::default())
+        })
     }
 
     #[test]
@@ -553,7 +393,7 @@ mod tests {
 
 #[cfg(test)]
 mod dialect_tests {
-    use super::tests::load_str;
+    use super::tests::{load_str, load_with_flags};
     use super::*;
 
     #[test]
@@ -586,19 +426,16 @@ mod dialect_tests {
     }
 
     #[test]
-    fn apply_leaves_what_a_flag_may_fix_to_validate() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("clutch.json");
-        std::fs::write(&path, r#"{"sticky": true, "workers": 0}"#).unwrap();
-        let mut s = Settings::default();
-        let keys = FileSettings::load(&path)
-            .unwrap()
-            .apply(&mut s, &path)
-            .unwrap();
-        assert!(keys.sets("sticky") && keys.sets("workers") && !keys.sets("port"));
-        // What flags would do:
-        s.port = Some(0);
-        s.workers = 2;
-        s.validate().unwrap();
+    fn a_flag_fixes_what_the_file_gets_wrong() {
+        let json = r#"{"sticky": true, "workers": 0}"#;
+        let e = load_str(json).unwrap_err().to_string();
+        assert!(e.contains("key `workers`"), "{e}");
+        let flags = Overrides {
+            port: Some(0),
+            workers: Some(2),
+            ..Overrides::default()
+        };
+        let s = load_with_flags(json, flags).unwrap();
+        assert_eq!((s.workers, s.listen), (2, ListenMode::Sticky));
     }
 }

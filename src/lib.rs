@@ -100,6 +100,7 @@ pub mod config;
 pub mod demo;
 pub mod error;
 pub mod listen;
+pub mod log;
 pub mod master;
 pub mod protocol;
 pub mod sticky;

@@ -123,6 +123,7 @@ pub fn spawn(spec: &SpawnSpec<'_>) -> io::Result<Spawned> {
     unsafe {
         cmd.pre_exec(move || {
             crate::sys::process::die_with_parent(master)?;
+            crate::sys::process::reset_signal_dispositions()?;
             crate::sys::process::restore_fd_limit()
         });
         cmd.pre_exec(move || plan.exec());

@@ -34,6 +34,17 @@ pub fn die_with_parent(parent_pid: i32) -> io::Result<()> {
     Ok(())
 }
 
+/// Runs in the forked child before exec: give back the default disposition of the signals
+/// the master ignores (SIGPIPE, see [`crate::log`]), as an ignored disposition survives exec
+/// and a worker expects the default. Async-signal-safe.
+pub fn reset_signal_dispositions() -> io::Result<()> {
+    // SAFETY: signal(2) with SIG_DFL is async-signal-safe and installs no handler code.
+    if unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) } == libc::SIG_ERR {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
 /// How a process ended: its exit code, or the name of the signal that killed it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Exit {

@@ -624,3 +624,4 @@ pub async fn ping(master: &mut Master, to: To, pid: u32, token: &str) {
     .await;
 }
 pub mod net;
+pub mod stdio;
