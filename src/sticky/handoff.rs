@@ -85,6 +85,9 @@ pub struct Stats {
     pub dropped: u64,
     /// Connections closed for a bad, missing or slow PROXY header.
     pub proxy_rejected: u64,
+    /// Connections closed on arrival, their PROXY header unfinished, because
+    /// `sticky::listener::MAX_HEADER_READS` others were waiting for theirs already.
+    pub proxy_over_capacity: u64,
 }
 
 /// The master's connection router.
@@ -137,6 +140,13 @@ impl Handoff {
     pub fn proxy_rejected(&self) -> u64 {
         self.count(|s| s.proxy_rejected += 1);
         self.stats.get().proxy_rejected
+    }
+
+    /// Counts a connection closed because too many PROXY headers were being waited on;
+    /// returns the count so far.
+    pub fn proxy_over_capacity(&self) -> u64 {
+        self.count(|s| s.proxy_over_capacity += 1);
+        self.stats.get().proxy_over_capacity
     }
 
     fn index(&self, id: u32) -> Option<usize> {

@@ -3,7 +3,7 @@
 
 use std::io;
 use std::mem::{size_of, zeroed};
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 
 /// Accepts one connection, non-blocking and close-on-exec, with the peer's address.
 pub fn accept(listener: RawFd) -> io::Result<(OwnedFd, std::net::SocketAddr)> {
@@ -37,6 +37,27 @@ pub fn local_addr(fd: &OwnedFd) -> io::Result<std::net::SocketAddr> {
         return Err(io::Error::last_os_error());
     }
     to_socket_addr(&storage)
+}
+
+/// TCP_DEFER_ACCEPT: the kernel queues a connection for `accept` only once its first data
+/// arrived (or, for a client that sends nothing, after about `secs`). Neither socket2 nor nix
+/// offer it on Linux.
+pub fn defer_accept(listener: BorrowedFd<'_>, secs: u32) -> io::Result<()> {
+    let secs = libc::c_int::try_from(secs).unwrap_or(libc::c_int::MAX);
+    // SAFETY: setsockopt reads one c_int from a live value.
+    let rc = unsafe {
+        libc::setsockopt(
+            listener.as_raw_fd(),
+            libc::IPPROTO_TCP,
+            libc::TCP_DEFER_ACCEPT,
+            (&raw const secs).cast(),
+            size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+    if rc < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
 }
 
 fn to_socket_addr(storage: &libc::sockaddr_storage) -> io::Result<std::net::SocketAddr> {
