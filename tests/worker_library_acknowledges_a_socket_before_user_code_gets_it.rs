@@ -40,12 +40,9 @@ fn worker_library_acknowledges_a_socket_before_user_code_gets_it() {
     conn.set_nonblocking(true).unwrap();
     let line = br#"{"action":"clutch:connection","data":{"remoteAddress":"127.0.0.1","remotePort":1,"localAddress":"127.0.0.1","localPort":2}}
 "#;
-    let sent = clutch::sys::fdpass::send_with_fds(
-        master_end.as_raw_fd(),
-        line,
-        &[conn.as_raw_fd()],
-    )
-    .unwrap();
+    let sent =
+        clutch::sys::fdpass::send_with_fds(master_end.as_raw_fd(), line, &[conn.as_raw_fd()])
+            .unwrap();
     assert_eq!(sent, line.len());
 
     let mut taken = [0u8; 5];

@@ -210,7 +210,10 @@ mod tests {
     #[test]
     fn unread_data_is_not_consumed() {
         let (mut client, server) = pair();
-        assert!(!peer_bytes_consumed(server.as_fd(), 0).unwrap(), "fresh socket");
+        assert!(
+            !peer_bytes_consumed(server.as_fd(), 0).unwrap(),
+            "fresh socket"
+        );
         client.write_all(b"GET / HTTP/1.1\r\n\r\n").unwrap();
         wait_unread(&server, 18);
         let mut peek = [0u8; 4];

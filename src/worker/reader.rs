@@ -122,12 +122,7 @@ pub(crate) async fn read_loop(
             // Waits while messages not yet taken by `recv` fill the budget: the channel is
             // not read meanwhile, and the master holds (and past its cap drops) what it
             // has for this worker.
-            let Ok(permit) = inbox
-                .budget
-                .clone()
-                .acquire_many_owned(cost as u32)
-                .await
-            else {
+            let Ok(permit) = inbox.budget.clone().acquire_many_owned(cost as u32).await else {
                 break;
             };
             let _ = inbox.messages.send((msg, permit));
