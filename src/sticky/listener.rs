@@ -5,12 +5,13 @@
 //! `AsyncFd`, so the master never registers a handed-off socket with its own poller and
 //! never reads a byte of it (but for a PROXY header, which it consumes exactly).
 //!
-//! With `--proxy-protocol`, the listener defers accepting a connection until its first bytes
-//! arrive (TCP_DEFER_ACCEPT), and a connection whose whole header is there when it is
-//! accepted is handed off at once. One whose header is still on its way is waited on, but at most
-//! [`MAX_HEADER_READS`] at a time: past that, such a connection is closed and counted
-//! (`proxy_over_capacity`), so a flood of idle connections cannot pin the master's fds
-//! (each waits up to `--proxy-timeout`) while connections with their header are served.
+//! With `--proxy-protocol`, the listener defers accepting a connection until its first
+//! bytes arrive (TCP_DEFER_ACCEPT), and a connection whose whole header is there when it is
+//! accepted is handed off at once. One whose header is still on its way is waited on (on
+//! readiness, see [`HeaderRead`]), but at most [`MAX_HEADER_READS`] at a time: past that,
+//! such a connection is closed and counted (`Stats::proxy_over_capacity`), so a flood of
+//! idle connections cannot pin the master's fds (each waits up to `--proxy-timeout`) while
+//! connections that bring their header are still served.
 
 use crate::sticky::handoff::{Handoff, Pending};
 use crate::sticky::proxy_protocol::{HeaderRead, ProxyError, ProxyHeader};
@@ -144,7 +145,9 @@ fn take_proxy_header(
                 let n = handoff.proxy_over_capacity();
                 if n == 1 || n.is_power_of_two() {
                     tracing::warn!(
-                        "closed a connection from {peer}: {MAX_HEADER_READS} connections are                          waiting for the rest of their PROXY header already ({n} closed so far);                          a lower --proxy-timeout frees idle ones sooner"
+                        "closed a connection from {peer}: {MAX_HEADER_READS} connections are \
+                         waiting for the rest of their PROXY header already ({n} closed so \
+                         far); a lower --proxy-timeout frees idle ones sooner"
                     );
                 }
             }
