@@ -98,6 +98,9 @@ pub struct Stats {
     /// Connections closed rather than moved, because their worker had read from them
     /// before it went down.
     pub consumed: u64,
+    /// Connections closed on arrival, their PROXY header unfinished, because
+    /// `sticky::listener::MAX_HEADER_READS` others were waiting for theirs already.
+    pub proxy_over_capacity: u64,
 }
 
 /// The master's connection router.
@@ -156,6 +159,13 @@ impl Handoff {
     pub fn proxy_rejected(&self) -> u64 {
         self.count(|s| s.proxy_rejected += 1);
         self.stats.get().proxy_rejected
+    }
+
+    /// Counts a connection closed because too many PROXY headers were being waited on;
+    /// returns the count so far.
+    pub fn proxy_over_capacity(&self) -> u64 {
+        self.count(|s| s.proxy_over_capacity += 1);
+        self.stats.get().proxy_over_capacity
     }
 
     /// Worker `worker` of slot `slot` is ready and reads `outbox`: it takes the slot's new

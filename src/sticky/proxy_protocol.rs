@@ -4,20 +4,20 @@
 //! With `--proxy-protocol` the master reads the header itself and then hands the socket to an
 //! app worker, so it must take exactly the header's bytes off the socket and leave everything
 //! after it for the worker. [`parse`] is a pure function over the bytes seen so far;
-//! [`read_header`] peeks at the socket until `parse` sees a whole header, then reads just that.
+//! [`HeaderRead`] takes a header off a socket exactly, waiting on readiness (no polling)
+//! while it arrives in pieces.
 //!
 //! # Caveats
 //! - The header is trusted as given: only put `--proxy-protocol` on a listener that nothing
 //!   but the load balancer can reach, or clients can claim any address.
 //! - v2 TLVs (ALPN, SNI, TLS details, CRC32C) are skipped unread, so a CRC32C TLV is not checked.
-//! - A header that arrives in pieces is polled every millisecond until it is whole (see
-//!   [`read_header`]); senders put the header in one segment, so this is rarely taken.
 
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::time::Duration;
 
-use tokio::io::{AsyncReadExt, Interest};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
+use tokio::io::Interest;
 use tokio::net::TcpStream;
 
 /// A complete PROXY protocol header found at the start of a stream.
@@ -75,9 +75,6 @@ const V2_LOCAL: u8 = 0x0;
 const V2_PROXY: u8 = 0x1;
 const V2_TRANSPORT_UNSPEC: u8 = 0x0;
 
-/// How long [`read_header`] waits before peeking again at an incomplete header.
-const PEEK_RETRY: Duration = Duration::from_millis(1);
-
 /// Ok(None): the bytes so far are a valid prefix but incomplete; Ok(Some(h)): a full header.
 pub fn parse(buf: &[u8]) -> Result<Option<ProxyHeader>, ProxyError> {
     // The first byte already tells the versions apart ('P' against CR), which lets anything
@@ -90,50 +87,109 @@ pub fn parse(buf: &[u8]) -> Result<Option<ProxyHeader>, ProxyError> {
     }
 }
 
-/// Peeks at `stream` (MSG_PEEK via tokio's TcpStream::peek) until a full header is there, then reads
-/// exactly `len` bytes so that what follows stays in the socket for the worker. Fails with Timeout if
-/// no full header within `timeout`, Closed on EOF, TooLong past MAX_HEADER, or the parse error.
+/// Reads a header off `stream` (see [`HeaderRead`]) within `timeout`: Timeout if none is
+/// whole by then, Closed on end of file, TooLong past [`MAX_HEADER`], or the parse error.
 pub async fn read_header(
     stream: &mut TcpStream,
     timeout: Duration,
 ) -> Result<ProxyHeader, ProxyError> {
-    tokio::time::timeout(timeout, take_header(stream))
-        .await
-        .map_err(|_| ProxyError::Timeout)?
+    HeaderRead::default().finish(stream, timeout).await
 }
 
-async fn take_header(stream: &mut TcpStream) -> Result<ProxyHeader, ProxyError> {
-    // Peeking rather than reading: bytes after the header may already be in the socket, and
-    // they belong to the worker that receives the fd, not to us.
-    let mut buf = [0u8; MAX_HEADER];
-    loop {
-        // Sampled before the peek, so a close seen here means the peek below saw every byte
-        // the peer will ever send.
-        let readiness = stream.ready(Interest::READABLE).await.map_err(io_error)?;
-        let seen = stream.peek(&mut buf).await.map_err(io_error)?;
-        if seen == 0 {
-            return Err(ProxyError::Closed);
+/// A header being taken off a socket, exactly: never a byte past its end, since what follows
+/// belongs to the worker that receives the fd.
+///
+/// Each step peeks at what the socket holds and then reads (consumes) every byte that is
+/// certainly header: all of it while the header is unfinished, up to its end once it is
+/// whole. So an unfinished header leaves the socket empty, and the next readiness event
+/// means new bytes; a peek alone would leave the socket readable and the waiter would wake
+/// at once, again and again.
+#[derive(Debug, Default)]
+pub struct HeaderRead {
+    /// The header bytes consumed so far.
+    taken: Vec<u8>,
+}
+
+impl HeaderRead {
+    /// One non-blocking step on `fd`: `Ok(Some)` once the header is whole and consumed,
+    /// `Ok(None)` when the socket holds nothing more for now (wait until it is readable).
+    pub fn advance(&mut self, fd: BorrowedFd<'_>) -> Result<Option<ProxyHeader>, ProxyError> {
+        let mut seen = [0u8; MAX_HEADER];
+        loop {
+            let old = self.taken.len();
+            if old == MAX_HEADER {
+                return Err(ProxyError::TooLong);
+            }
+            seen[..old].copy_from_slice(&self.taken);
+            let peeked = match recv(fd, &mut seen[old..], libc::MSG_PEEK) {
+                Ok(0) => return Err(ProxyError::Closed),
+                Ok(n) => n,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(None),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(io_error(e)),
+            };
+            let header = parse(&seen[..old + peeked])?;
+            // While the header is unfinished every byte seen belongs to it.
+            let end = header.map_or(old + peeked, |h| h.len);
+            // The bytes are queued already, so this returns them at once.
+            let got = match recv(fd, &mut seen[old..end], 0) {
+                Ok(0) => return Err(ProxyError::Closed),
+                Ok(n) => n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(io_error(e)),
+            };
+            self.taken.extend_from_slice(&seen[old..old + got]);
+            if let Some(h) = header
+                && self.taken.len() == h.len
+            {
+                return Ok(Some(h));
+            }
         }
-        if let Some(header) = parse(&buf[..seen])? {
-            // The bytes are already queued, so this returns at once and takes nothing past
-            // the header.
-            stream
-                .read_exact(&mut buf[..header.len])
-                .await
-                .map_err(io_error)?;
-            return Ok(header);
-        }
-        if seen == MAX_HEADER {
-            return Err(ProxyError::TooLong);
-        }
-        if readiness.is_read_closed() {
-            return Err(ProxyError::Closed);
-        }
-        // A peek leaves the socket readable, so peeking again would return the same bytes at
-        // once and spin; there is no readiness event for "more bytes than last time". Waiting
-        // a tick instead costs a millisecond only on the rare header split across segments.
-        tokio::time::sleep(PEEK_RETRY).await;
     }
+
+    /// Waits on `stream` until the header is whole, or fails as [`read_header`] does.
+    pub async fn finish(
+        mut self,
+        stream: &TcpStream,
+        timeout: Duration,
+    ) -> Result<ProxyHeader, ProxyError> {
+        let take = async {
+            loop {
+                stream.readable().await.map_err(io_error)?;
+                // A step that ends without a header reports WouldBlock, so tokio forgets the
+                // readiness it had and waits for the next event (new bytes or a close).
+                match stream.try_io(Interest::READABLE, || match self.advance(stream.as_fd()) {
+                    Ok(Some(h)) => Ok(Ok(h)),
+                    Ok(None) => Err(io::ErrorKind::WouldBlock.into()),
+                    Err(e) => Ok(Err(e)),
+                }) {
+                    Ok(done) => return done,
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                    Err(e) => return Err(io_error(e)),
+                }
+            }
+        };
+        tokio::time::timeout(timeout, take)
+            .await
+            .map_err(|_| ProxyError::Timeout)?
+    }
+}
+
+/// recv(2) without blocking, whatever the socket's mode.
+fn recv(fd: BorrowedFd<'_>, buf: &mut [u8], flags: libc::c_int) -> io::Result<usize> {
+    // SAFETY: recv writes at most buf.len() bytes into a live buffer on an open socket.
+    let n = unsafe {
+        libc::recv(
+            fd.as_raw_fd(),
+            buf.as_mut_ptr().cast(),
+            buf.len(),
+            flags | libc::MSG_DONTWAIT,
+        )
+    };
+    if n < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(n as usize)
 }
 
 fn io_error(err: io::Error) -> ProxyError {
@@ -370,7 +426,7 @@ fn v2_addresses(family_transport: u8, block: &[u8]) -> Option<(SocketAddr, Socke
 mod tests {
     use super::*;
     use std::time::Instant;
-    use tokio::io::AsyncWriteExt;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
     use tokio::net::TcpListener;
 
     fn v2(version_command: u8, family_transport: u8, block: &[u8]) -> Vec<u8> {
@@ -643,6 +699,32 @@ mod tests {
         let mut rest = Vec::new();
         server.read_to_end(&mut rest).await.unwrap();
         assert_eq!(rest, b"after");
+    }
+
+    #[tokio::test]
+    async fn unfinished_header_is_consumed_so_that_readiness_means_new_bytes() {
+        let (mut client, server) = connected().await;
+        client.write_all(b"PROXY TCP4 192.0.2.1").await.unwrap();
+        server.readable().await.unwrap();
+        let mut read = HeaderRead::default();
+        assert_eq!(read.advance(server.as_fd()), Ok(None));
+        assert_eq!(read.taken, b"PROXY TCP4 192.0.2.1");
+        let mut rest = [0u8; 16];
+        let left = recv(server.as_fd(), &mut rest, libc::MSG_PEEK);
+        assert_eq!(
+            left.map_err(|e| e.kind()),
+            Err(io::ErrorKind::WouldBlock),
+            "header bytes were left in the socket"
+        );
+
+        client
+            .write_all(b" 192.0.2.2 5000 80\r\nGET")
+            .await
+            .unwrap();
+        let header = read.finish(&server, GENEROUS).await.unwrap();
+        assert_eq!(header.len, 40);
+        let n = recv(server.as_fd(), &mut rest, 0).unwrap();
+        assert_eq!(&rest[..n], b"GET");
     }
 
     #[tokio::test]

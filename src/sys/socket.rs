@@ -1,9 +1,10 @@
 //! Accepting connections and reading socket addresses without going through std, so the
-//! accepted socket comes out non-blocking in one syscall (`accept4`).
+//! accepted socket comes out non-blocking in one syscall (`accept4`); and the few TCP
+//! socket options and queries no crate offers.
 
 use std::io;
 use std::mem::{size_of, zeroed};
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 
 /// Accepts one connection, non-blocking and close-on-exec, with the peer's address.
 pub fn accept(listener: RawFd) -> io::Result<(OwnedFd, std::net::SocketAddr)> {
@@ -39,6 +40,115 @@ pub fn local_addr(fd: &OwnedFd) -> io::Result<std::net::SocketAddr> {
     to_socket_addr(&storage)
 }
 
+/// TCP_DEFER_ACCEPT: the kernel queues a connection for `accept` only once its first data
+/// arrived (or, for a client that sends nothing, after about `secs`). Neither socket2 nor nix
+/// offer it on Linux.
+pub fn defer_accept(listener: BorrowedFd<'_>, secs: u32) -> io::Result<()> {
+    let secs = libc::c_int::try_from(secs).unwrap_or(libc::c_int::MAX);
+    // SAFETY: setsockopt reads one c_int from a live value.
+    let rc = unsafe {
+        libc::setsockopt(
+            listener.as_raw_fd(),
+            libc::IPPROTO_TCP,
+            libc::TCP_DEFER_ACCEPT,
+            (&raw const secs).cast(),
+            size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+    if rc < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// Whether anyone has read peer data from the TCP socket `fd` (beyond the
+/// `consumed_by_master` bytes of a PROXY header the master took itself): the bytes the
+/// kernel received in order (`TCP_INFO`'s `tcpi_bytes_received`) against those still
+/// queued unread (`SIOCINQ`). A socket handed to a worker that died before acknowledging
+/// it may be passed on only when this is false: a request already read is gone for good.
+///
+/// Reads with MSG_PEEK do not count. Urgent (out-of-band) data is not accounted for.
+pub fn peer_bytes_consumed(fd: BorrowedFd<'_>, consumed_by_master: u64) -> io::Result<bool> {
+    // Data arriving between the two queries would skew the difference either way; a pair
+    // with the same received count on both sides of SIOCINQ is consistent.
+    for _ in 0..8 {
+        let before = tcp_bytes_received(fd)?;
+        let unread = bytes_unread(fd)?;
+        let after = tcp_bytes_received(fd)?;
+        if before.received == after.received {
+            // The kernel counts a received FIN as one byte in tcpi_bytes_received (it
+            // advances rcv_nxt), while SIOCINQ leaves it out.
+            let data = after.received.saturating_sub(u64::from(after.fin_received));
+            let read = data.saturating_sub(unread);
+            return Ok(read > consumed_by_master);
+        }
+    }
+    // Still receiving fast: say "read" rather than risk passing a consumed stream on.
+    Ok(true)
+}
+
+struct Received {
+    received: u64,
+    fin_received: bool,
+}
+
+/// Where `tcpi_bytes_received` sits in the kernel's `struct tcp_info` (linux/tcp.h, since
+/// Linux 4.1): 8 one-byte fields, 24 `__u32` ones, then `tcpi_pacing_rate`,
+/// `tcpi_max_pacing_rate` and `tcpi_bytes_acked`. libc's glibc `tcp_info` stops before it,
+/// so the struct is read as bytes.
+const TCPI_BYTES_RECEIVED: usize = 8 + 24 * 4 + 3 * 8;
+
+fn tcp_bytes_received(fd: BorrowedFd<'_>) -> io::Result<Received> {
+    let mut info = [0u8; 256];
+    let mut len = info.len() as libc::socklen_t;
+    // SAFETY: getsockopt writes at most `len` bytes into `info`.
+    let rc = unsafe {
+        libc::getsockopt(
+            fd.as_raw_fd(),
+            libc::IPPROTO_TCP,
+            libc::TCP_INFO,
+            info.as_mut_ptr().cast(),
+            &mut len,
+        )
+    };
+    if rc < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    let end = TCPI_BYTES_RECEIVED + 8;
+    if (len as usize) < end {
+        return Err(io::Error::new(
+            io::ErrorKind::Unsupported,
+            "TCP_INFO has no tcpi_bytes_received (Linux before 4.1)",
+        ));
+    }
+    let state = libc::c_int::from(info[0]);
+    let received = u64::from_ne_bytes(info[TCPI_BYTES_RECEIVED..end].try_into().expect("8 bytes"));
+    Ok(Received {
+        received,
+        // The states a connection enters once the peer's FIN arrived.
+        fin_received: matches!(
+            state,
+            TCP_CLOSE_WAIT | TCP_LAST_ACK | TCP_CLOSING | TCP_TIME_WAIT
+        ),
+    })
+}
+
+// From linux/tcp_states.h (libc does not export them).
+const TCP_TIME_WAIT: libc::c_int = 6;
+const TCP_CLOSE_WAIT: libc::c_int = 8;
+const TCP_LAST_ACK: libc::c_int = 9;
+const TCP_CLOSING: libc::c_int = 11;
+
+/// Bytes queued on `fd` that nobody has read (SIOCINQ, the same request as FIONREAD).
+fn bytes_unread(fd: BorrowedFd<'_>) -> io::Result<u64> {
+    let mut n: libc::c_int = 0;
+    // SAFETY: FIONREAD writes one c_int into `n`.
+    if unsafe { libc::ioctl(fd.as_raw_fd(), libc::FIONREAD, &mut n) } < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(u64::try_from(n).unwrap_or(0))
+}
+
 fn to_socket_addr(storage: &libc::sockaddr_storage) -> io::Result<std::net::SocketAddr> {
     use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6};
     match storage.ss_family as libc::c_int {
@@ -71,54 +181,84 @@ fn to_socket_addr(storage: &libc::sockaddr_storage) -> io::Result<std::net::Sock
     }
 }
 
-/// Whether someone read from a TCP socket: the bytes the kernel received from the peer,
-/// less those still queued unread, less the `consumed_by_master` bytes (a PROXY header).
-pub fn peer_bytes_consumed(
-    fd: std::os::fd::BorrowedFd<'_>,
-    consumed_by_master: u64,
-) -> io::Result<bool> {
-    use std::os::fd::AsRawFd;
-    let raw = fd.as_raw_fd();
-    // SAFETY: tcp_info is plain data; getsockopt writes at most `len` bytes into it.
-    let mut info: libc::tcp_info = unsafe { std::mem::zeroed() };
-    let mut len = std::mem::size_of::<libc::tcp_info>() as libc::socklen_t;
-    // SAFETY: a valid fd, a buffer of `len` bytes.
-    let r = unsafe {
-        libc::getsockopt(
-            raw,
-            libc::IPPROTO_TCP,
-            libc::TCP_INFO,
-            (&mut info as *mut libc::tcp_info).cast(),
-            &mut len,
-        )
-    };
-    if r != 0 {
-        return Err(io::Error::last_os_error());
-    }
-    let mut queued: libc::c_int = 0;
-    // SAFETY: FIONREAD (SIOCINQ) writes one int.
-    if unsafe { libc::ioctl(raw, libc::FIONREAD, &mut queued) } != 0 {
-        return Err(io::Error::last_os_error());
-    }
-    // tcpi_bytes_received sits past the fields every kernel fills; an old kernel that
-    // does not fill it gives a short `len`, and then nobody can tell.
-    let end = std::mem::offset_of!(libc::tcp_info, tcpi_bytes_received) + 8;
-    if (len as usize) < end {
-        return Err(io::Error::new(
-            io::ErrorKind::Unsupported,
-            "TCP_INFO has no tcpi_bytes_received",
-        ));
-    }
-    // A FIN takes one sequence number, and bytes_received counts sequence numbers.
-    let fin = matches!(
-        info.tcpi_state,
-        TCP_CLOSE_WAIT | TCP_LAST_ACK | TCP_CLOSING | TCP_TIME_WAIT
-    );
-    Ok(info.tcpi_bytes_received > queued as u64 + consumed_by_master + fin as u64)
-}
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::{Read, Write};
+    use std::net::{Shutdown, TcpListener, TcpStream};
+    use std::os::fd::AsFd;
+    use std::time::{Duration, Instant};
 
-// The kernel's TCP states (include/net/tcp_states.h) in which the peer's FIN has arrived.
-const TCP_TIME_WAIT: u8 = 6;
-const TCP_CLOSE_WAIT: u8 = 8;
-const TCP_LAST_ACK: u8 = 9;
-const TCP_CLOSING: u8 = 11;
+    /// (client, accepted server side) over loopback.
+    fn pair() -> (TcpStream, TcpStream) {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let client = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+        let (server, _) = listener.accept().unwrap();
+        (client, server)
+    }
+
+    /// Waits until `n` bytes are queued on `s` (loopback delivers at once, but not
+    /// synchronously with the write on every kernel).
+    fn wait_unread(s: &TcpStream, n: u64) {
+        let end = Instant::now() + Duration::from_secs(10);
+        while bytes_unread(s.as_fd()).unwrap() < n {
+            assert!(Instant::now() < end, "{n} bytes never arrived");
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    }
+
+    #[test]
+    fn unread_data_is_not_consumed() {
+        let (mut client, server) = pair();
+        assert!(
+            !peer_bytes_consumed(server.as_fd(), 0).unwrap(),
+            "fresh socket"
+        );
+        client.write_all(b"GET / HTTP/1.1\r\n\r\n").unwrap();
+        wait_unread(&server, 18);
+        let mut peek = [0u8; 4];
+        server.peek(&mut peek).unwrap();
+        assert!(!peer_bytes_consumed(server.as_fd(), 0).unwrap());
+    }
+
+    #[test]
+    fn partly_read_data_is_consumed() {
+        let (mut client, mut server) = pair();
+        client.write_all(b"GET / HTTP/1.1\r\n\r\n").unwrap();
+        wait_unread(&server, 18);
+        let mut part = [0u8; 3];
+        server.read_exact(&mut part).unwrap();
+        assert!(peer_bytes_consumed(server.as_fd(), 0).unwrap());
+    }
+
+    #[test]
+    fn a_proxy_header_the_master_read_is_not_counted() {
+        let (mut client, mut server) = pair();
+        let header = b"PROXY TCP4 192.0.2.1 192.0.2.2 5000 80\r\n";
+        client.write_all(header).unwrap();
+        client.write_all(b"GET / HTTP/1.1\r\n\r\n").unwrap();
+        wait_unread(&server, header.len() as u64 + 18);
+        let mut taken = vec![0u8; header.len()];
+        server.read_exact(&mut taken).unwrap();
+        let by_master = header.len() as u64;
+        assert!(!peer_bytes_consumed(server.as_fd(), by_master).unwrap());
+        server.read_exact(&mut [0u8; 1]).unwrap();
+        assert!(peer_bytes_consumed(server.as_fd(), by_master).unwrap());
+    }
+
+    #[test]
+    fn a_close_from_the_peer_is_not_data() {
+        let (mut client, mut server) = pair();
+        client.write_all(b"abc").unwrap();
+        client.shutdown(Shutdown::Write).unwrap();
+        let end = Instant::now() + Duration::from_secs(10);
+        while !tcp_bytes_received(server.as_fd()).unwrap().fin_received {
+            assert!(Instant::now() < end, "the FIN never arrived");
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        assert!(!peer_bytes_consumed(server.as_fd(), 0).unwrap());
+        let mut all = Vec::new();
+        server.read_to_end(&mut all).unwrap();
+        assert!(peer_bytes_consumed(server.as_fd(), 0).unwrap());
+    }
+}

@@ -15,6 +15,7 @@
 //! A reader task parses what the master sends, and a writer task sends what this side
 //! queues, so `send*` never blocks. When the channel reaches end of file (the master is
 //! gone) the process exits with code 0, unless [`Worker::exit_on_disconnect`] turned that off.
+//! What waits in either direction is bounded: see [`Worker`].
 
 mod connection;
 mod reader;
@@ -27,7 +28,15 @@ use serde_json::Value;
 use std::os::fd::{FromRawFd, OwnedFd};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use tokio::sync::mpsc;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
+
+/// Bytes of messages received and not yet taken by [`Worker::recv`] (each counted as its
+/// line plus a little for the parsed value).
+pub const INBOX_BYTES: usize = 16 << 20;
+/// Handed-over connections not yet taken from [`Worker::take_handoffs`]'s receiver.
+pub const PENDING_CONNECTIONS: usize = 256;
+/// Bytes queued by `send*` and not yet written to the channel.
+pub const OUTBOX_BYTES: usize = 64 << 20;
 
 /// The worker's environment was not what the master sets.
 #[derive(Debug, thiserror::Error)]
@@ -47,16 +56,36 @@ pub enum WorkerError {
 pub(crate) struct Shared {
     pub cluster_pids: Mutex<Vec<u32>>,
     pub exit_on_disconnect: AtomicBool,
+    pub dropped_sends: AtomicU64,
 }
 
 /// This process's end of its channel to the master.
+///
+/// # Bounds
+/// Nothing this side holds grows without bound when the other side stops taking it:
+/// - Messages received wait for [`recv`](Self::recv) up to [`INBOX_BYTES`]. At the bound the
+///   library stops reading the channel until `recv` takes some: handed-over connections
+///   then wait too, and the master queues what it has for this worker (up to its own
+///   per-worker cap, past which it drops messages and logs it). A worker that never calls
+///   `recv` thus stops receiving anything once the bound is reached.
+/// - Handed-over connections wait in [`take_handoffs`](Self::take_handoffs)' receiver, at
+///   most [`PENDING_CONNECTIONS`]; at the bound the channel is not read, as above. A sticky
+///   worker must take its handoffs.
+/// - Messages sent wait to be written up to [`OUTBOX_BYTES`] (the master reads them as they
+///   come, so this fills only if it is stuck). Past that, `send*` drops the message, counts
+///   it ([`dropped_sends`](Self::dropped_sends)) and says so on stderr, rather than block.
+///
+/// A connection is acknowledged to the master as soon as its fd arrives, before it is
+/// queued for user code: from then on the master never passes it to another worker, even
+/// if this one dies without serving it.
 pub struct Worker {
     role: Role,
     id: u32,
     port: Option<u16>,
-    out: mpsc::UnboundedSender<Vec<u8>>,
-    messages: mpsc::UnboundedReceiver<Message>,
-    connections: Option<mpsc::UnboundedReceiver<Connection>>,
+    out: mpsc::UnboundedSender<(Vec<u8>, OwnedSemaphorePermit)>,
+    send_budget: Arc<Semaphore>,
+    messages: mpsc::UnboundedReceiver<(Message, OwnedSemaphorePermit)>,
+    connections: Option<mpsc::Receiver<Connection>>,
     shared: Arc<Shared>,
     listeners: Vec<OwnedFd>,
     seed: AtomicU64,
@@ -113,23 +142,33 @@ impl Worker {
         let shared = Arc::new(Shared {
             cluster_pids: Mutex::new(Vec::new()),
             exit_on_disconnect: AtomicBool::new(true),
+            dropped_sends: AtomicU64::new(0),
         });
+        // Unbounded queues whose items each hold a share of a byte budget (a semaphore's
+        // permits, given back when the item is taken): bounded by bytes, not by count.
         let (out_tx, out_rx) = mpsc::unbounded_channel();
         let (msg_tx, msg_rx) = mpsc::unbounded_channel();
-        let (conn_tx, conn_rx) = mpsc::unbounded_channel();
+        let (conn_tx, conn_rx) = mpsc::channel(PENDING_CONNECTIONS);
+        let writer = Arc::new(reader::ChannelWriter::new(stream.clone()));
+        let inbox = reader::Inbox {
+            messages: msg_tx,
+            budget: Arc::new(Semaphore::new(INBOX_BYTES)),
+            budget_bytes: INBOX_BYTES,
+            connections: conn_tx,
+        };
         tokio::spawn(reader::read_loop(
-            stream.clone(),
-            msg_tx,
-            conn_tx,
-            out_tx.clone(),
+            stream,
+            writer.clone(),
+            inbox,
             shared.clone(),
         ));
-        tokio::spawn(reader::write_loop(stream, out_rx));
+        tokio::spawn(reader::write_loop(writer, out_rx));
         Ok(Worker {
             role,
             id,
             port,
             out: out_tx,
+            send_budget: Arc::new(Semaphore::new(OUTBOX_BYTES)),
             messages: msg_rx,
             connections: Some(conn_rx),
             shared,
@@ -166,11 +205,33 @@ impl Worker {
         self.send(&Message::new(self.role.ready_action(), Value::Null).to(Endpoint::Master));
     }
 
-    /// Sends a message as it is (the master stamps `from`).
+    /// Sends a message as it is (the master stamps `from`); dropped if [`OUTBOX_BYTES`] wait
+    /// to be written already.
     pub fn send(&self, msg: &Message) {
         let mut line = Vec::with_capacity(64);
         msg.write_line(&mut line);
-        let _ = self.out.send(line);
+        let cost = line.len().min(OUTBOX_BYTES) as u32;
+        match self.send_budget.clone().try_acquire_many_owned(cost) {
+            Ok(permit) => {
+                let _ = self.out.send((line, permit));
+            }
+            Err(_) => {
+                let n = self.shared.dropped_sends.fetch_add(1, Ordering::Relaxed) + 1;
+                if n == 1 || n.is_power_of_two() {
+                    eprintln!(
+                        "clutch worker: dropped a `{}` message: {} MiB wait to be written to \
+                         the master already ({n} dropped so far)",
+                        msg.action,
+                        OUTBOX_BYTES >> 20
+                    );
+                }
+            }
+        }
+    }
+
+    /// Messages `send*` dropped because [`OUTBOX_BYTES`] waited to be written.
+    pub fn dropped_sends(&self) -> u64 {
+        self.shared.dropped_sends.load(Ordering::Relaxed)
     }
 
     /// To the agent.
@@ -242,11 +303,12 @@ impl Worker {
 
     /// The next message; `None` when the channel closed (with exit-on-disconnect off).
     pub async fn recv(&mut self) -> Option<Message> {
-        self.messages.recv().await
+        self.messages.recv().await.map(|(msg, _budget)| msg)
     }
 
-    /// The connections a sticky master hands over, in order (once; `None` after).
-    pub fn take_handoffs(&mut self) -> Option<mpsc::UnboundedReceiver<Connection>> {
+    /// The connections a sticky master hands over, in order (once; `None` after); at most
+    /// [`PENDING_CONNECTIONS`] wait in it (see [`Worker`]'s bounds).
+    pub fn take_handoffs(&mut self) -> Option<mpsc::Receiver<Connection>> {
         self.connections.take()
     }
 

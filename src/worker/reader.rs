@@ -12,45 +12,57 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use tokio::io::Interest;
 use tokio::net::UnixStream;
-use tokio::sync::mpsc;
+use tokio::sync::{Mutex, OwnedSemaphorePermit, Semaphore, mpsc};
 
-use crate::sticky::handoff::ACK_ACTION;
+use crate::protocol::actions::ACK_ACTION;
 
-/// Sockets taken before an ack goes at once.
-const ACK_BATCH: usize = 32;
-/// The longest a taken socket waits to be acknowledged.
-const ACK_DELAY: std::time::Duration = std::time::Duration::from_millis(5);
+/// What a message waiting for `recv` costs of the inbox budget beyond its line: the parsed
+/// value takes more room than its text, and an empty line must cost something.
+const MESSAGE_OVERHEAD: usize = 256;
+
+/// The channel's write side, shared by the writer task and the reader's acknowledgements.
+/// Whole lines go out under the lock, so an ack never lands inside another line.
+pub(crate) struct ChannelWriter {
+    stream: Arc<UnixStream>,
+    lock: Mutex<()>,
+}
+
+impl ChannelWriter {
+    pub(crate) fn new(stream: Arc<UnixStream>) -> ChannelWriter {
+        ChannelWriter {
+            stream,
+            lock: Mutex::new(()),
+        }
+    }
+
+    /// Writes `bytes` (whole lines) into the socket: done once this returns.
+    async fn write_lines(&self, bytes: &[u8]) -> std::io::Result<()> {
+        let _turn = self.lock.lock().await;
+        write_all(&self.stream, bytes).await
+    }
+}
+
+/// Where the reader puts what the master sends: messages for `recv`, each holding its share
+/// of `budget` until taken, and connections for `take_handoffs`.
+pub(crate) struct Inbox {
+    pub messages: mpsc::UnboundedSender<(Message, OwnedSemaphorePermit)>,
+    pub budget: Arc<Semaphore>,
+    pub budget_bytes: usize,
+    pub connections: mpsc::Sender<Connection>,
+}
 
 pub(crate) async fn read_loop(
     stream: Arc<UnixStream>,
-    messages: mpsc::UnboundedSender<Message>,
-    connections: mpsc::UnboundedSender<Connection>,
-    out: mpsc::UnboundedSender<Vec<u8>>,
+    writer: Arc<ChannelWriter>,
+    inbox: Inbox,
     shared: Arc<Shared>,
 ) {
     let mut lines = LineBuffer::new(usize::MAX / 2);
     let mut fds: Vec<OwnedFd> = Vec::new();
     let mut pending: VecDeque<OwnedFd> = VecDeque::new();
-    let mut unacked = 0usize;
-    let mut ack_due: Option<tokio::time::Instant> = None;
-    let ack = |n: &mut usize, due: &mut Option<tokio::time::Instant>| {
-        let _ = out.send(format!("{{\"action\":\"{ACK_ACTION}\",\"data\":{n}}}\n").into_bytes());
-        *n = 0;
-        *due = None;
-    };
     loop {
         let n = loop {
-            let ready = match ack_due {
-                Some(due) => tokio::select! {
-                    r = stream.readable() => r,
-                    _ = tokio::time::sleep_until(due) => {
-                        ack(&mut unacked, &mut ack_due);
-                        continue;
-                    }
-                },
-                None => stream.readable().await,
-            };
-            if ready.is_err() {
+            if stream.readable().await.is_err() {
                 break 0;
             }
             match stream.try_io(Interest::READABLE, || {
@@ -65,22 +77,34 @@ pub(crate) async fn read_loop(
             break;
         }
         lines.filled(n);
-        pending.extend(fds.drain(..));
-        let mut taken = 0usize;
+        if !fds.is_empty() {
+            // The master keeps its copy of each socket until told, and passes an
+            // unacknowledged one to another worker if this one dies. So the ack is in the
+            // channel before user code can read a byte of these sockets: once it could have,
+            // the master must not pass them on.
+            let ack = format!("{{\"action\":\"{ACK_ACTION}\",\"data\":{}}}\n", fds.len());
+            if writer.write_lines(ack.as_bytes()).await.is_err() {
+                break;
+            }
+            pending.extend(fds.drain(..));
+        }
         while let Ok(Some(line)) = lines.next_line() {
             // Only the master writes this exact start (it never routes `clutch:` actions
             // from others, and routed lines carry a `from`).
             if line.starts_with(HANDOFF_PREFIX)
                 && let Ok(handed) = serde_json::from_slice::<Handed>(line)
             {
-                if let Some(fd) = pending.pop_front() {
-                    taken += 1;
-                    if let Some(conn) = connection(fd, &handed.data) {
-                        let _ = connections.send(conn);
-                    }
+                if let Some(conn) = pending
+                    .pop_front()
+                    .and_then(|fd| connection(fd, &handed.data))
+                {
+                    // Waits while the user has not taken the connections queued: the
+                    // channel is not read meanwhile.
+                    let _ = inbox.connections.send(conn).await;
                 }
                 continue;
             }
+            let cost = (line.len() + MESSAGE_OVERHEAD).min(inbox.budget_bytes);
             let msg = match Message::from_line(line) {
                 Ok(m) => m,
                 Err(e) => {
@@ -95,15 +119,13 @@ pub(crate) async fn read_loop(
             {
                 *shared.cluster_pids.lock().expect("cluster pids lock") = pids;
             }
-            let _ = messages.send(msg);
-        }
-        // The master holds its copy of each socket until told, so that one this process
-        // never took can go to another worker. Acks are batched: each one wakes the master.
-        unacked += taken;
-        if unacked >= ACK_BATCH {
-            ack(&mut unacked, &mut ack_due);
-        } else if unacked > 0 && ack_due.is_none() {
-            ack_due = Some(tokio::time::Instant::now() + ACK_DELAY);
+            // Waits while messages not yet taken by `recv` fill the budget: the channel is
+            // not read meanwhile, and the master holds (and past its cap drops) what it
+            // has for this worker.
+            let Ok(permit) = inbox.budget.clone().acquire_many_owned(cost as u32).await else {
+                break;
+            };
+            let _ = inbox.messages.send((msg, permit));
         }
     }
     if shared.exit_on_disconnect.load(Ordering::Relaxed) {
@@ -158,19 +180,34 @@ fn connection(fd: OwnedFd, a: &Addresses<'_>) -> Option<Connection> {
     })
 }
 
-pub(crate) async fn write_loop(stream: Arc<UnixStream>, mut out: mpsc::UnboundedReceiver<Vec<u8>>) {
+/// Writes what `send*` queued, a socket buffer's worth of lines at a time; each line's
+/// permit (its share of the send budget) is given back once it is written.
+pub(crate) async fn write_loop(
+    writer: Arc<ChannelWriter>,
+    mut out: mpsc::UnboundedReceiver<(Vec<u8>, OwnedSemaphorePermit)>,
+) {
     let mut batch = Vec::with_capacity(64 * 1024);
-    while let Some(first) = out.recv().await {
+    let mut permits = Vec::new();
+    while let Some((first, permit)) = out.recv().await {
         batch.clear();
         batch.extend_from_slice(&first);
+        permits.push(permit);
         while batch.len() < 64 * 1024 {
             match out.try_recv() {
-                Ok(more) => batch.extend_from_slice(&more),
+                Ok((more, permit)) => {
+                    batch.extend_from_slice(&more);
+                    permits.push(permit);
+                }
                 Err(_) => break,
             }
         }
-        if write_all(&stream, &batch).await.is_err() {
+        if writer.write_lines(&batch).await.is_err() {
             break;
+        }
+        permits.clear();
+        if batch.capacity() > 1 << 20 {
+            // One huge message must not pin its buffer for the worker's life.
+            batch = Vec::with_capacity(64 * 1024);
         }
     }
 }
