@@ -163,16 +163,22 @@ impl Queue {
 
     /// Gives back what a burst left allocated once the queue is empty.
     fn release_memory(&mut self) {
+        let mut released = false;
         if self.head == self.buf.len() {
             self.buf.clear();
             self.head = 0;
             if self.buf.capacity() > SHRINK_ABOVE {
                 // One burst (a 16 MiB message) must not pin its buffer for the worker's life.
                 self.buf.shrink_to(SHRINK_TO);
+                released = true;
             }
         }
         if self.held.is_empty() && self.held.capacity() > SHRINK_ABOVE {
             self.held.shrink_to(SHRINK_TO);
+            released = true;
+        }
+        if released {
+            crate::sys::memory::give_back_freed_memory();
         }
         if self.fds.is_empty() && self.fds.capacity() > FDS_SHRINK_ABOVE {
             self.fds.shrink_to_fit();

@@ -5,5 +5,6 @@
 
 pub mod fdpass;
 pub mod guard;
+pub mod memory;
 pub mod process;
 pub mod socket;

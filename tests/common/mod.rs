@@ -623,4 +623,5 @@ pub async fn ping(master: &mut Master, to: To, pid: u32, token: &str) {
     )
     .await;
 }
+pub mod memory;
 pub mod net;
