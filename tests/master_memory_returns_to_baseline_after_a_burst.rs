@@ -8,7 +8,6 @@ use serde_json::{Value, json};
 use std::io::{BufRead, Write};
 use std::os::unix::net::UnixStream;
 use std::sync::mpsc;
-use std::time::Duration;
 
 const MIB: usize = 1 << 20;
 const BIG: usize = 10 * MIB;
