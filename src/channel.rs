@@ -178,7 +178,7 @@ impl Queue {
             released = true;
         }
         if released {
-            crate::sys::memory::give_back_freed_memory();
+            crate::sys::memory::released_a_large_buffer();
         }
         if self.fds.is_empty() && self.fds.capacity() > FDS_SHRINK_ABOVE {
             self.fds.shrink_to_fit();

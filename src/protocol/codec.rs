@@ -107,7 +107,7 @@ impl LineBuffer {
         let mut small = vec![0; (pending + READ_CHUNK).next_power_of_two()];
         small[..pending].copy_from_slice(&self.buf[self.start..self.end]);
         self.buf = small;
-        crate::sys::memory::give_back_freed_memory();
+        crate::sys::memory::released_a_large_buffer();
         self.scanned -= self.start;
         self.start = 0;
         self.end = pending;
