@@ -5,6 +5,11 @@
 //! much as the socket takes in one call, so a burst of messages costs one syscall per
 //! socket-buffer's worth rather than one per message. An fd always goes with the first
 //! byte of its line (`sendmsg` with `SCM_RIGHTS`), after every byte queued before it.
+//!
+//! Memory is bounded twice: each outbox refuses lines past [`HARD_CAP`], and every outbox
+//! charges one shared [`Budget`] (by default [`Budget::global`], [`DEFAULT_BUDGET`] for the
+//! whole process), so many workers that stop reading cannot add up to more than it. A
+//! refused line is dropped and counted; the sender is not told.
 
 use crate::protocol::codec::LineBuffer;
 use crate::sys::fdpass;
@@ -13,6 +18,8 @@ use std::collections::VecDeque;
 use std::io;
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::rc::Rc;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, LazyLock};
 use tokio::io::Interest;
 use tokio::net::UnixStream;
 use tokio::sync::Notify;
@@ -22,15 +29,87 @@ pub const HIGH_WATER: usize = 1 << 20;
 const LOW_WATER: usize = 256 << 10;
 /// Past this many queued bytes (a worker that never reads), new messages are dropped.
 pub const HARD_CAP: usize = 64 << 20;
+/// The default [`Budget`]: bytes queued in all outboxes of the process together.
+pub const DEFAULT_BUDGET: usize = 256 << 20;
 const SHRINK_ABOVE: usize = 1 << 20;
 const SHRINK_TO: usize = 64 << 10;
+/// Fd queues rarely hold more than a few; past this capacity an empty one is given back.
+const FDS_SHRINK_ABOVE: usize = 1024;
+
+/// Bytes queued across many outboxes, with a limit. Past the limit, an outbox that holds
+/// [`LOW_WATER`] bytes or more refuses new lines: the workers that read their channel (and
+/// so have short queues) still get theirs, and the ones that do not cannot make the master
+/// grow past the limit plus one line each.
+#[derive(Debug)]
+pub struct Budget {
+    limit: AtomicUsize,
+    used: AtomicUsize,
+    dropped: AtomicU64,
+}
+
+static GLOBAL: LazyLock<Arc<Budget>> = LazyLock::new(|| Arc::new(Budget::new(DEFAULT_BUDGET)));
+
+impl Budget {
+    /// A budget of `limit` bytes, nothing charged yet.
+    pub const fn new(limit: usize) -> Budget {
+        Budget {
+            limit: AtomicUsize::new(limit),
+            used: AtomicUsize::new(0),
+            dropped: AtomicU64::new(0),
+        }
+    }
+
+    /// The process-wide budget that [`Outbox::new`] charges ([`DEFAULT_BUDGET`] until
+    /// [`set_limit`](Self::set_limit) says otherwise).
+    pub fn global() -> Arc<Budget> {
+        GLOBAL.clone()
+    }
+
+    /// Changes the limit; lines already queued stay queued.
+    pub fn set_limit(&self, bytes: usize) {
+        self.limit.store(bytes, Ordering::Relaxed);
+    }
+
+    /// The limit in bytes.
+    pub fn limit(&self) -> usize {
+        self.limit.load(Ordering::Relaxed)
+    }
+
+    /// Bytes queued now in the outboxes charging this budget.
+    pub fn used(&self) -> usize {
+        self.used.load(Ordering::Relaxed)
+    }
+
+    /// Lines refused because this budget was spent, since it was made.
+    pub fn dropped(&self) -> u64 {
+        self.dropped.load(Ordering::Relaxed)
+    }
+
+    fn admits(&self, len: usize) -> bool {
+        self.used().saturating_add(len) <= self.limit()
+    }
+}
 
 /// Lines waiting to be written to one channel.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Outbox {
     inner: RefCell<Queue>,
+    budget: Arc<Budget>,
     wake_writer: Notify,
     drained: Notify,
+}
+
+impl Default for Outbox {
+    fn default() -> Outbox {
+        Outbox::new_with_budget(Budget::global())
+    }
+}
+
+impl Drop for Outbox {
+    fn drop(&mut self) {
+        let charged = self.inner.get_mut().charged;
+        self.budget.used.fetch_sub(charged, Ordering::Relaxed);
+    }
 }
 
 #[derive(Debug, Default)]
@@ -48,6 +127,8 @@ struct Queue {
     gated: bool,
     closed: bool,
     dropped: u64,
+    /// Bytes charged to the budget: `queued() + held.len()` once settled.
+    charged: usize,
 }
 
 impl Queue {
@@ -70,6 +151,41 @@ impl Queue {
             }
             self.head = 0;
         }
+        // A queue that never empties (a steady stream after a burst) would otherwise keep
+        // the burst's capacity for good.
+        if self.head == 0
+            && self.buf.capacity() > SHRINK_ABOVE
+            && self.buf.len() * 4 < self.buf.capacity()
+        {
+            self.buf.shrink_to((self.buf.len() * 2).max(SHRINK_TO));
+        }
+    }
+
+    /// Gives back what a burst left allocated once the queue is empty.
+    fn release_memory(&mut self) {
+        let mut released = false;
+        if self.head == self.buf.len() {
+            self.buf.clear();
+            self.head = 0;
+            if self.buf.capacity() > SHRINK_ABOVE {
+                // One burst (a 16 MiB message) must not pin its buffer for the worker's life.
+                self.buf.shrink_to(SHRINK_TO);
+                released = true;
+            }
+        }
+        if self.held.is_empty() && self.held.capacity() > SHRINK_ABOVE {
+            self.held.shrink_to(SHRINK_TO);
+            released = true;
+        }
+        if released {
+            crate::sys::memory::released_a_large_buffer();
+        }
+        if self.fds.is_empty() && self.fds.capacity() > FDS_SHRINK_ABOVE {
+            self.fds.shrink_to_fit();
+        }
+        if self.held_fds.is_empty() && self.held_fds.capacity() > FDS_SHRINK_ABOVE {
+            self.held_fds.shrink_to_fit();
+        }
     }
 }
 
@@ -78,26 +194,55 @@ impl Queue {
 pub enum Refused {
     /// The channel is closed.
     Closed,
-    /// More than [`HARD_CAP`] bytes wait already; carries how many lines were dropped so far.
+    /// More than [`HARD_CAP`] bytes wait already, or the [`Budget`] is spent and this
+    /// outbox is not nearly empty; carries how many lines it dropped so far.
     Full(u64),
 }
 
 impl Outbox {
-    /// An empty outbox.
+    /// An empty outbox charging the process-wide [`Budget::global`].
     pub fn new() -> Outbox {
         Outbox::default()
     }
 
+    /// An empty outbox charging `budget`.
+    pub fn new_with_budget(budget: Arc<Budget>) -> Outbox {
+        Outbox {
+            inner: RefCell::default(),
+            budget,
+            wake_writer: Notify::new(),
+            drained: Notify::new(),
+        }
+    }
+
     /// Queues one line made of `parts` and a newline (behind held lines while gated).
     pub fn push(&self, parts: &[&[u8]]) -> Result<(), Refused> {
+        self.push_line(parts, false)
+    }
+
+    /// Queues a control line made of `parts` and a newline that must not wait for the
+    /// handle in flight (Node exempts `NODE_HANDLE_ACK`/`NACK` from its own queue, so the
+    /// master's answer to a handle a worker sent cannot wait behind the worker's answer to
+    /// the master's handle).
+    pub fn push_control(&self, parts: &[&[u8]]) -> Result<(), Refused> {
+        self.push_line(parts, true)
+    }
+
+    fn push_line(&self, parts: &[&[u8]], control: bool) -> Result<(), Refused> {
+        let len = parts.iter().map(|p| p.len()).sum::<usize>() + 1;
         let mut q = self.inner.borrow_mut();
-        Self::admit(&mut q)?;
+        self.admit(&mut q, len)?;
         let was_empty = q.queued() == 0;
-        let dest = if q.gated { &mut q.held } else { &mut q.buf };
+        let dest = if q.gated && !control {
+            &mut q.held
+        } else {
+            &mut q.buf
+        };
         for p in parts {
             dest.extend_from_slice(p);
         }
         dest.push(b'\n');
+        self.settle(&mut q);
         drop(q);
         if was_empty {
             self.wake_writer.notify_one();
@@ -109,8 +254,9 @@ impl Outbox {
     /// clutch dialect: no gate).
     pub fn push_with_fd(&self, line: &[u8], fd: Rc<OwnedFd>) -> Result<(), Refused> {
         let mut q = self.inner.borrow_mut();
-        Self::admit(&mut q)?;
+        self.admit(&mut q, line.len())?;
         q.append_with_fd(line, fd);
+        self.settle(&mut q);
         drop(q);
         self.wake_writer.notify_one();
         Ok(())
@@ -120,15 +266,17 @@ impl Outbox {
     /// else held in order behind what waits already.
     pub fn push_handle(&self, line: &[u8], fd: Rc<OwnedFd>) -> Result<(), Refused> {
         let mut q = self.inner.borrow_mut();
-        Self::admit(&mut q)?;
+        self.admit(&mut q, line.len())?;
         if q.gated {
             let at = q.held.len();
             q.held.extend_from_slice(line);
             q.held_fds.push_back((at, fd));
+            self.settle(&mut q);
             return Ok(());
         }
         q.append_with_fd(line, fd);
         q.gated = true;
+        self.settle(&mut q);
         drop(q);
         self.wake_writer.notify_one();
         Ok(())
@@ -157,6 +305,7 @@ impl Outbox {
                 q.gated = false;
             }
         }
+        q.release_memory();
         self.wake_writer.notify_one();
     }
 
@@ -167,20 +316,47 @@ impl Outbox {
             return Err(Refused::Closed);
         }
         q.append_with_fd(line, fd);
+        self.settle(&mut q);
         drop(q);
         self.wake_writer.notify_one();
         Ok(())
     }
 
-    fn admit(q: &mut Queue) -> Result<(), Refused> {
+    /// Whether a line of `len` bytes may be queued; counts it as dropped if not.
+    fn admit(&self, q: &mut Queue, len: usize) -> Result<(), Refused> {
         if q.closed {
             return Err(Refused::Closed);
         }
-        if q.queued() + q.held.len() > HARD_CAP {
+        let waiting = q.queued() + q.held.len();
+        let over_budget = waiting >= LOW_WATER && !self.budget.admits(len);
+        if waiting > HARD_CAP || over_budget {
             q.dropped += 1;
+            if over_budget {
+                self.budget.dropped.fetch_add(1, Ordering::Relaxed);
+            }
             return Err(Refused::Full(q.dropped));
         }
         Ok(())
+    }
+
+    /// Brings the budget's charge for this outbox in line with what it holds.
+    fn settle(&self, q: &mut Queue) {
+        let now = q.queued() + q.held.len();
+        if now > q.charged {
+            self.budget
+                .used
+                .fetch_add(now - q.charged, Ordering::Relaxed);
+        } else {
+            self.budget
+                .used
+                .fetch_sub(q.charged - now, Ordering::Relaxed);
+        }
+        q.charged = now;
+    }
+
+    /// Lines this outbox refused for lack of room (its cap or the budget).
+    pub fn dropped(&self) -> u64 {
+        self.inner.borrow().dropped
     }
 
     /// Bytes waiting.
@@ -223,8 +399,9 @@ impl Outbox {
         q.buf = Vec::new();
         q.held = Vec::new();
         q.head = 0;
-        q.fds.clear();
-        q.held_fds.clear();
+        q.fds = VecDeque::new();
+        q.held_fds = VecDeque::new();
+        self.settle(&mut q);
         drop(q);
         self.wake_writer.notify_one();
         self.drained.notify_waiters();
@@ -248,6 +425,7 @@ impl Outbox {
         q.buf.clear();
         q.head = 0;
         q.fds.clear();
+        self.settle(&mut q);
         out
     }
 
@@ -288,15 +466,11 @@ impl Outbox {
         q.fds.drain(..sent_fds);
         q.head += n;
         if q.head == q.buf.len() {
-            q.buf.clear();
-            q.head = 0;
-            if q.buf.capacity() > SHRINK_ABOVE {
-                // One burst (a 16 MiB message) must not pin its buffer for the worker's life.
-                q.buf.shrink_to(SHRINK_TO);
-            }
+            q.release_memory();
         } else {
             q.make_room();
         }
+        self.settle(q);
         Ok(n)
     }
 }
@@ -386,5 +560,118 @@ mod tests {
             let got = std::fs::File::from(fd).metadata().unwrap().ino();
             assert_eq!(got, f.metadata().unwrap().ino());
         }
+    }
+
+    fn fd() -> Rc<OwnedFd> {
+        Rc::new(OwnedFd::from(tempfile::tempfile().unwrap()))
+    }
+
+    /// Writes everything queued to a fresh socketpair and returns the lines the peer reads.
+    fn sent_lines(outbox: &Outbox) -> Vec<String> {
+        let (a, b) = StdStream::pair().unwrap();
+        a.set_nonblocking(true).unwrap();
+        while outbox.queued() > 0 {
+            outbox.write_some(a.as_raw_fd()).unwrap();
+        }
+        drop(a);
+        let mut text = String::new();
+        std::io::Read::read_to_string(&mut &b, &mut text).unwrap();
+        text.lines().map(str::to_string).collect()
+    }
+
+    #[test]
+    fn a_control_line_does_not_wait_behind_the_handle_in_flight() {
+        let outbox = Outbox::new_with_budget(Arc::new(Budget::new(1 << 20)));
+        outbox
+            .push_handle(b"{\"cmd\":\"NODE_HANDLE\"}\n", fd())
+            .unwrap();
+        outbox.push(&[b"{\"action\":\"held\"}"]).unwrap();
+        outbox
+            .push_control(&[b"{\"cmd\":\"NODE_HANDLE_ACK\"}"])
+            .unwrap();
+        assert_eq!(
+            sent_lines(&outbox),
+            [r#"{"cmd":"NODE_HANDLE"}"#, r#"{"cmd":"NODE_HANDLE_ACK"}"#],
+            "the plain line waits for the worker's ACK; the master's own ACK does not"
+        );
+        outbox.release();
+        assert_eq!(sent_lines(&outbox), [r#"{"action":"held"}"#]);
+    }
+
+    #[test]
+    fn outboxes_past_a_shared_budget_refuse_lines_but_short_queues_still_get_theirs() {
+        let budget = Arc::new(Budget::new(4 * LOW_WATER));
+        let stuck = Outbox::new_with_budget(budget.clone());
+        let reading = Outbox::new_with_budget(budget.clone());
+        let line = vec![b'x'; LOW_WATER / 2];
+        let mut refused = 0;
+        for _ in 0..64 {
+            match stuck.push(&[&line]) {
+                Ok(()) => {}
+                Err(Refused::Full(n)) => refused = n,
+                Err(Refused::Closed) => unreachable!(),
+            }
+        }
+        assert!(
+            budget.used() <= budget.limit(),
+            "{} > {}",
+            budget.used(),
+            budget.limit()
+        );
+        assert_eq!(refused, stuck.dropped());
+        assert!(refused > 0);
+        assert_eq!(budget.dropped(), refused);
+        // A queue under the low-water mark is a reader keeping up: it is not starved.
+        reading.push(&[&line]).unwrap();
+        assert!(budget.used() > budget.limit());
+
+        sent_lines(&reading);
+        assert_eq!(budget.used(), stuck.queued());
+        stuck.close();
+        assert_eq!(budget.used(), 0);
+        stuck.push(&[&line]).unwrap_err();
+        reading.push(&[&line]).unwrap();
+        drop(reading);
+        assert_eq!(budget.used(), 0, "a dropped outbox gives its charge back");
+    }
+
+    #[test]
+    fn an_outbox_gives_back_its_memory_once_a_burst_is_written() {
+        let outbox = Outbox::new_with_budget(Arc::new(Budget::new(usize::MAX)));
+        outbox
+            .push_handle(b"{\"cmd\":\"NODE_HANDLE\"}\n", fd())
+            .unwrap();
+        let line = vec![b'x'; 1 << 20];
+        for _ in 0..8 {
+            outbox.push(&[&line]).unwrap();
+            outbox
+                .push_handle(b"{\"cmd\":\"NODE_HANDLE\"}\n", fd())
+                .unwrap();
+        }
+        for _ in 0..2000 {
+            outbox.push_with_fd(b"{}\n", fd()).unwrap();
+        }
+        let (a, b) = StdStream::pair().unwrap();
+        a.set_nonblocking(true).unwrap();
+        b.set_nonblocking(true).unwrap();
+        let mut sink = vec![0u8; 1 << 20];
+        let mut fds = Vec::new();
+        for _ in 0..9 {
+            while outbox.queued() > 0 {
+                let _ = outbox.write_some(a.as_raw_fd());
+                while let Ok(n) = fdpass::recv_with_fds(b.as_raw_fd(), &mut sink, &mut fds) {
+                    if n == 0 {
+                        break;
+                    }
+                    fds.clear();
+                }
+            }
+            outbox.release();
+        }
+        let q = outbox.inner.borrow();
+        assert_eq!(q.queued() + q.held.len(), 0);
+        assert!(q.buf.capacity() <= SHRINK_ABOVE, "{}", q.buf.capacity());
+        assert!(q.held.capacity() <= SHRINK_ABOVE, "{}", q.held.capacity());
+        assert!(q.fds.capacity() <= FDS_SHRINK_ABOVE, "{}", q.fds.capacity());
     }
 }

@@ -3,7 +3,6 @@
 
 mod common;
 use common::*;
-use std::time::Duration;
 
 #[test]
 fn sigkill_of_the_master_leaves_no_process() {
@@ -35,10 +34,10 @@ fn sigkill_of_the_master_leaves_no_process() {
         c.wait_exit(DEADLINE).is_some(),
         "clutch not reaped after SIGKILL"
     );
-    let gone = wait_until(Duration::from_secs(1), || pids.iter().all(|&p| !alive(p)));
+    let gone = wait_until(DEADLINE, || pids.iter().all(|&p| !alive(p)));
     assert!(
         gone,
-        "alive 1 s after the master's SIGKILL: {:?}",
+        "alive {DEADLINE:?} after the master's SIGKILL: {:?}",
         pids.iter().filter(|&&p| alive(p)).collect::<Vec<_>>()
     );
 }

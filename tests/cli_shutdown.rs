@@ -7,6 +7,11 @@ use common::*;
 use serde_json::Value;
 use std::time::{Duration, Instant};
 
+/// A kill timeout no test reaches: a stop that waits for it fails the test.
+const LONG_KILL_TIMEOUT: &str = "120000";
+/// Generous for a loaded machine, and still far below [`LONG_KILL_TIMEOUT`].
+const EXIT_DEADLINE: Duration = Duration::from_secs(30);
+
 /// Where the first message satisfying `pred` is in `msgs`.
 fn position(msgs: &[Value], pred: impl Fn(&Value) -> bool) -> Option<usize> {
     msgs.iter().position(pred)
@@ -17,15 +22,15 @@ fn sigterm_stops_apps_before_the_agent_and_exits_promptly() {
     let mut c = Clutch::spawn_with_parent(clutch_start_fixtures(
         "term-exit:0",
         Some("term-exit:0"),
-        &["--kill-timeout", "5000"],
+        &["--kill-timeout", LONG_KILL_TIMEOUT],
     ));
     c.expect_ready(DEADLINE);
     c.expect_started(3, DEADLINE);
     let sent = Instant::now();
     c.signal(libc::SIGTERM);
-    let status = c.wait_exit(Duration::from_secs(2));
+    let status = c.wait_exit(EXIT_DEADLINE);
     let took = sent.elapsed();
-    c.wait_closed(Duration::from_secs(2));
+    c.wait_closed(DEADLINE);
     let msgs = c.seen.clone();
     assert_eq!(
         status.map(|s| s.code()),
@@ -91,7 +96,7 @@ fn worker_ignoring_sigterm_and_its_grandchild_are_killed_after_the_timeout() {
     assert!(pids.iter().all(|&p| alive(p)), "{pids:?}");
     let sent = Instant::now();
     c.signal(libc::SIGTERM);
-    let status = c.wait_exit(Duration::from_secs(5));
+    let status = c.wait_exit(EXIT_DEADLINE);
     let took = sent.elapsed();
     assert_eq!(
         status.map(|s| s.code()),
@@ -103,7 +108,7 @@ fn worker_ignoring_sigterm_and_its_grandchild_are_killed_after_the_timeout() {
         took >= Duration::from_millis(500),
         "exited {took:?} after SIGTERM, before the kill timeout"
     );
-    let gone = wait_until(Duration::from_secs(1), || pids.iter().all(|&p| !alive(p)));
+    let gone = wait_until(DEADLINE, || pids.iter().all(|&p| !alive(p)));
     assert!(
         gone,
         "still alive: {:?}",
@@ -118,7 +123,7 @@ fn second_sigint_kills_at_once() {
         "2",
         "--no-agent",
         "--kill-timeout",
-        "10000",
+        LONG_KILL_TIMEOUT,
         "--",
         fixture(),
         "ignore-term",
@@ -137,7 +142,7 @@ fn second_sigint_kills_at_once() {
     );
     let sent = Instant::now();
     c.signal(libc::SIGINT);
-    let status = c.wait_exit(Duration::from_secs(3));
+    let status = c.wait_exit(EXIT_DEADLINE);
     assert_eq!(
         status.map(|s| s.code()),
         Some(Some(0)),
@@ -145,7 +150,7 @@ fn second_sigint_kills_at_once() {
         sent.elapsed(),
         c.stderr.text()
     );
-    let gone = wait_until(Duration::from_secs(1), || pids.iter().all(|&p| !alive(p)));
+    let gone = wait_until(DEADLINE, || pids.iter().all(|&p| !alive(p)));
     assert!(
         gone,
         "still alive: {:?}",

@@ -61,14 +61,13 @@ fn ready_timeout_exits_1() {
         fixture(),
         "no-ready",
     ]));
-    let status = c.finish(Duration::from_secs(5));
+    let status = c.finish(3 * DEADLINE);
     let took = started.elapsed();
     assert_eq!(status.code(), Some(1), "stderr:\n{}", c.stderr.text());
     assert!(
         took >= Duration::from_millis(300),
         "failed after {took:?}, before the 300 ms timeout"
     );
-    assert!(took < Duration::from_secs(3), "took {took:?} to fail");
     let line = failure_line(&c.stderr.text());
     assert!(line.contains("not ready after 300 ms"), "{line}");
 }

@@ -1,9 +1,14 @@
 mod common;
 use common::*;
-use std::time::{Duration, Instant};
+
+/// Longer than any loaded machine takes to stop three workers that exit on SIGTERM.
+const SHUTDOWN_DEADLINE: Duration = Duration::from_secs(30);
+const KILL_TIMEOUT: Duration = Duration::from_secs(120);
+use std::time::Duration;
 
 /// `shutdown` sends SIGTERM to the app workers, waits until they are gone, then stops the
-/// agent; with workers that exit promptly it returns long before the kill timeout.
+/// agent; with workers that exit promptly it returns long before the kill timeout (no upper
+/// bound is timed: the kill timeout is longer than the generous deadline for the shutdown).
 ///
 /// The handle (and with it the workers' `terminating` reports) is gone once `shutdown`
 /// returns, so the workers log their SIGTERM and their exit to a file. The app workers
@@ -19,7 +24,7 @@ async fn shutdown_stops_apps_before_the_agent() {
             Some(&["term-exit:0", &log_arg]),
             &["term-exit:0", &log_arg, "term-delay:150"],
         )
-        .kill_timeout(Duration::from_secs(5)),
+        .kill_timeout(KILL_TIMEOUT),
     )
     .await;
     // Every worker is past its start (its SIGTERM handler in place) once it reported.
@@ -28,13 +33,12 @@ async fn shutdown_stops_apps_before_the_agent() {
     })
     .await;
 
-    let began = Instant::now();
-    // A shutdown that never ends fails here; dropping its future kills the workers.
-    tokio::time::timeout(DEADLINE, m.shutdown())
+    // A shutdown that waits for the kill timeout, or never ends, fails here; dropping its
+    // future kills the workers.
+    tokio::time::timeout(SHUTDOWN_DEADLINE, m.shutdown())
         .await
-        .expect("shutdown within the deadline")
+        .expect("shutdown long before the kill timeout")
         .unwrap();
-    let took = began.elapsed();
 
     let text = std::fs::read_to_string(&log).unwrap();
     let lines: Vec<&str> = text.lines().collect();
@@ -52,9 +56,5 @@ async fn shutdown_stops_apps_before_the_agent() {
     assert!(
         index("exit agent").is_some(),
         "the agent did not exit on SIGTERM:\n{text}"
-    );
-    assert!(
-        took < Duration::from_secs(2),
-        "shutdown took {took:?} with a 5 s kill timeout"
     );
 }

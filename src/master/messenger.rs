@@ -325,7 +325,7 @@ impl Messenger {
         match header.cmd.as_deref() {
             Some("NODE_HANDLE") => {
                 if let Some(outbox) = &src.outbox {
-                    let _ = outbox.push(&[br#"{"cmd":"NODE_HANDLE_ACK"}"#]);
+                    let _ = outbox.push_control(&[br#"{"cmd":"NODE_HANDLE_ACK"}"#]);
                 }
                 Outcome::NodeInternal
             }

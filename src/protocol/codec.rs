@@ -49,10 +49,6 @@ impl LineBuffer {
             self.start = 0;
             self.end = 0;
             self.scanned = 0;
-            if self.buf.len() > SHRINK_ABOVE {
-                // One huge message must not pin its buffer for the channel's life.
-                self.buf = vec![0; READ_CHUNK];
-            }
         } else if self.buf.len() - self.end < READ_CHUNK && self.start > 0 {
             self.buf.copy_within(self.start..self.end, 0);
             self.end -= self.start;
@@ -91,9 +87,30 @@ impl LineBuffer {
                 if self.end - self.start > self.limit {
                     return Err(LineTooLong { limit: self.limit });
                 }
+                self.shrink();
                 Ok(None)
             }
         }
+    }
+
+    /// Gives a grown buffer back once what it holds fits in a small one. Done here, when the
+    /// reader has taken every whole line, rather than before the next read: a channel that
+    /// goes quiet after a huge line would otherwise pin that line's buffer until it speaks
+    /// again, maybe for its whole life.
+    fn shrink(&mut self) {
+        let pending = self.end - self.start;
+        if self.buf.len() <= SHRINK_ABOVE || pending > self.buf.len() / 4 {
+            return;
+        }
+        // A fresh allocation rather than `shrink_to`: the old one goes back whole (large
+        // blocks are `mmap`ed and unmapped on free), and only the pending bytes are copied.
+        let mut small = vec![0; (pending + READ_CHUNK).next_power_of_two()];
+        small[..pending].copy_from_slice(&self.buf[self.start..self.end]);
+        self.buf = small;
+        crate::sys::memory::released_a_large_buffer();
+        self.scanned -= self.start;
+        self.start = 0;
+        self.end = pending;
     }
 
     /// Bytes of a partial line held back (not yet ended by `\n`).
@@ -152,8 +169,28 @@ mod tests {
         }
         feed(&mut b, b"\n");
         assert_eq!(b.next_line().unwrap().map(<[u8]>::len), Some(4 << 20));
-        b.spare();
-        assert!(b.buf.len() <= 2 * READ_CHUNK);
+        // Before any further read: a channel may stay quiet for good after a burst.
+        assert_eq!(b.next_line().unwrap(), None);
+        assert!(b.buf.len() <= 2 * READ_CHUNK, "{} bytes kept", b.buf.len());
+    }
+
+    #[test]
+    fn the_buffer_shrinks_around_a_small_partial_line_after_a_huge_one() {
+        let mut b = LineBuffer::new(8 << 20);
+        let mut fed = 0;
+        while fed < 4 << 20 {
+            let spare = b.spare();
+            let n = spare.len().min((4 << 20) - fed);
+            spare[..n].fill(b'x');
+            b.filled(n);
+            fed += n;
+        }
+        feed(&mut b, b"\n{\"a\"");
+        assert_eq!(b.next_line().unwrap().map(<[u8]>::len), Some(4 << 20));
+        assert_eq!(b.next_line().unwrap(), None);
+        assert!(b.buf.len() <= 2 * READ_CHUNK, "{} bytes kept", b.buf.len());
+        feed(&mut b, b":1}\n");
+        assert_eq!(b.next_line().unwrap(), Some(&b"{\"a\":1}"[..]));
     }
 
     #[test]

@@ -5,6 +5,7 @@
 
 pub mod fdpass;
 pub mod guard;
+pub mod memory;
 pub mod pidfd;
 pub mod process;
 pub mod socket;

@@ -623,5 +623,6 @@ pub async fn ping(master: &mut Master, to: To, pid: u32, token: &str) {
     )
     .await;
 }
+pub mod memory;
 pub mod net;
 pub mod stdio;

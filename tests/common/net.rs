@@ -187,16 +187,6 @@ pub fn settled_fd_count(pid: u32, quiet: Duration) -> usize {
     last
 }
 
-/// `rchar` of `pid` (bytes it passed to read(2) and the like) from /proc/PID/io.
-pub fn rchar(pid: u32) -> u64 {
-    let io = std::fs::read_to_string(format!("/proc/{pid}/io"))
-        .unwrap_or_else(|e| panic!("cannot read /proc/{pid}/io: {e}"));
-    io.lines()
-        .find_map(|l| l.strip_prefix("rchar:"))
-        .and_then(|v| v.trim().parse().ok())
-        .unwrap_or_else(|| panic!("no rchar in /proc/{pid}/io:\n{io}"))
-}
-
 /// The socket inodes `pid` holds open.
 pub fn socket_inodes(pid: u32) -> Vec<u64> {
     let Ok(dir) = std::fs::read_dir(format!("/proc/{pid}/fd")) else {
