@@ -22,6 +22,8 @@ mod shutdown;
 mod slots;
 #[path = "core_tests/start.rs"]
 mod start;
+#[path = "core_tests/walk.rs"]
+mod walk;
 
 /// A Core on a fake clock; every `Spawn` is answered with `Spawned` and a fresh pid.
 struct Harness {
