@@ -77,9 +77,11 @@ fn a_crash_while_the_replacement_starts_spawns_no_third_worker() {
     assert_eq!(h.current(1), new);
 }
 
-/// BUG: `ask_to_stop` sends Stop (SIGTERM) again to a worker already stopping: at
-/// shutdown, every draining, retiring or operator-stopped app gets a second SIGTERM (many
-/// runtimes take a second SIGTERM as "exit now", cutting the drain short).
+/// BUG: `ask_to_stop` sends Stop again to a worker already stopping: at shutdown, every
+/// draining, retiring or operator-stopped app. The owner task ignores a Stop while its
+/// SIGKILL is pending, so today this costs nothing; past that deadline (or after a Kill)
+/// it would SIGTERM again and arm a new grace, and many runtimes take a second SIGTERM as
+/// "exit now".
 #[test]
 #[ignore = "core bug: a worker already stopping is sent Stop (SIGTERM) again at shutdown"]
 fn a_worker_already_stopping_is_not_asked_again_at_shutdown() {
@@ -131,8 +133,9 @@ fn the_apps_hear_the_agent_is_gone_when_it_was_stopped() {
 }
 
 /// BUG: a channel that closed (without abuse) leaves the worker's phase as is, so a late
-/// Ready (a tcp or notify probe) makes it Accepting: sticky connections would be handed
-/// over a channel that is gone.
+/// Ready (a tcp or notify probe) makes it Accepting, for a channel that is gone. The run
+/// loop drops the worker's outbox on the close, so `Accepting` finds none and attaches
+/// nothing today; the core should not ask for it.
 #[test]
 #[ignore = "core bug: a worker whose channel closed becomes Accepting on a late Ready"]
 fn a_worker_whose_channel_closed_never_accepts() {
