@@ -4,7 +4,7 @@
 //! the steps that led there, so it replays exactly.
 
 use super::*;
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 /// xorshift64*: a few lines, reproducible from a seed, and no dev-dependency for it.
 struct Rng(u64);
@@ -42,6 +42,8 @@ struct Rules {
     removed_slots_go: bool,
     /// A running slot always has a worker or a restart armed (bug: stop then start).
     running_slots_are_filled: bool,
+    /// The apps' idea of the agent follows it out (bug: not when the master stopped it).
+    apps_see_the_agent_go: bool,
 }
 
 const LAX: Rules = Rules {
@@ -49,6 +51,7 @@ const LAX: Rules = Rules {
     no_accept_after_close: false,
     removed_slots_go: false,
     running_slots_are_filled: false,
+    apps_see_the_agent_go: false,
 };
 
 const STRICT: Rules = Rules {
@@ -56,6 +59,7 @@ const STRICT: Rules = Rules {
     no_accept_after_close: true,
     removed_slots_go: true,
     running_slots_are_filled: true,
+    apps_see_the_agent_go: true,
 };
 
 struct Walk {
@@ -74,6 +78,9 @@ struct Walk {
     /// A Kill or a second stop signal was fed: stop order no longer applies.
     killing: bool,
     cluster_ready: u32,
+    /// What each worker was last told by `cluster-pids`: the agent's pid for an app, the
+    /// ready apps' pids for the agent.
+    told: BTreeMap<WorkerId, Vec<u32>>,
     /// Commands carried out (not refused).
     commands: u64,
     log: Vec<String>,
@@ -110,6 +117,7 @@ impl Walk {
             killing: false,
             cluster_ready: 0,
             commands: 0,
+            told: BTreeMap::new(),
             log: vec![format!(
                 "seed {seed}: {workers} app(s) ready on {ready:?}, agent {agent} on {agent_ready:?}"
             )],
@@ -260,6 +268,24 @@ impl Walk {
             }
             Effect::Send(m) => {
                 self.check(m.to.is_some(), || format!("{m:?} has no route"));
+                if m.action == "cluster-pids" {
+                    let pids: Vec<u32> = serde_json::from_value(m.data.clone()).unwrap();
+                    let role = match m.to {
+                        Some(Endpoint::Agent) => Role::Agent,
+                        _ => Role::App,
+                    };
+                    let to: Vec<WorkerId> = self
+                        .h
+                        .core
+                        .workers()
+                        .filter(|w| w.role == role)
+                        .filter(|w| m.receiver_pid.is_none() || w.pid == m.receiver_pid)
+                        .map(|w| w.id)
+                        .collect();
+                    for w in to {
+                        self.told.insert(w, pids.clone());
+                    }
+                }
                 if let Some(pid) = m.receiver_pid {
                     let to = self.h.core.workers().find(|w| w.pid == Some(pid));
                     self.check(to.is_some_and(|w| w.role == Role::App), || {
@@ -315,11 +341,60 @@ impl Walk {
         for w in core.workers() {
             self.check(placed.contains(&w.id), || format!("{} is in no slot", w.id));
         }
+        if core.phase() == ClusterPhase::Ready {
+            self.told_right();
+        }
         self.check(!core.done() || core.workers().next().is_none(), || {
             "done with live workers".into()
         });
         if core.phase() == ClusterPhase::Ready {
             self.check(core.failure.is_none(), || "ready, yet failed".into());
+        }
+    }
+
+    /// While the cluster is up, every ready app knows the ready agent (or that there is
+    /// none), and the ready agent knows the ready apps.
+    fn told_right(&self) {
+        let core = &self.h.core;
+        let agents: Vec<&Worker> = core.workers().filter(|w| w.role == Role::Agent).collect();
+        let ready_agent = core
+            .slots()
+            .find(|s| s.id == AGENT_SLOT)
+            .and_then(|s| s.current)
+            .and_then(|id| core.worker(id))
+            .filter(|w| w.phase == Phase::Ready);
+        let ready_apps: Vec<u32> = core
+            .workers()
+            .filter(|w| w.role == Role::App && w.phase == Phase::Ready)
+            .filter_map(|w| w.pid)
+            .collect();
+        for app in core
+            .workers()
+            .filter(|w| w.role == Role::App && w.phase == Phase::Ready)
+        {
+            let told = self.told.get(&app.id).cloned().unwrap_or_default();
+            let right = match (ready_agent, told.as_slice()) {
+                (Some(a), _) => told == vec![a.pid.unwrap()],
+                (None, []) => true,
+                // A stopping agent still lives and reads its channel.
+                (None, [p]) => {
+                    !self.rules.apps_see_the_agent_go || agents.iter().any(|a| a.pid == Some(*p))
+                }
+                (None, _) => false,
+            };
+            self.check(right, || {
+                format!(
+                    "{} believes the agent is {told:?}; ready agent {:?}",
+                    app.id,
+                    ready_agent.map(|a| a.pid)
+                )
+            });
+        }
+        if let Some(a) = ready_agent {
+            let told = self.told.get(&a.id).cloned().unwrap_or_default();
+            self.check(told == ready_apps, || {
+                format!("the agent believes the apps are {told:?}, not {ready_apps:?}")
+            });
         }
     }
 
