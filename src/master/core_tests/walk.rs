@@ -343,6 +343,16 @@ impl Walk {
         }
         if core.phase() == ClusterPhase::Ready {
             self.told_right();
+            // A ready app that serves its slot takes its connections.
+            for w in core.workers().filter(|w| w.role == Role::App) {
+                let serves = w.phase == Phase::Ready
+                    && w.intent.is_none()
+                    && !self.channel_closed.contains(&w.id)
+                    && core.slots().any(|s| s.current == Some(w.id));
+                self.check(!serves || self.accepting.contains(&w.id), || {
+                    format!("{} serves slot {} but is not accepting", w.id, w.slot)
+                });
+            }
         }
         self.check(!core.done() || core.workers().next().is_none(), || {
             "done with live workers".into()
