@@ -1064,3 +1064,7 @@ fn slot_name(role: Role, id: u32) -> String {
         Role::App => format!("app worker {id}"),
     }
 }
+
+#[cfg(test)]
+#[path = "core_tests.rs"]
+mod tests;
