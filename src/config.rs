@@ -10,6 +10,9 @@ use crate::protocol::codec::DEFAULT_MAX_LINE;
 mod overrides;
 pub use overrides::{ConfigFile, Overrides, Words, resolve};
 
+/// The most app workers one cluster runs (`--workers`, `scale`).
+pub const MAX_WORKERS: usize = 1024;
+
 /// The largest `max_message_size`: a line must fit in one worker's outbox, which drops
 /// messages past 64 MiB queued ([`crate::channel::HARD_CAP`]).
 pub const MAX_MESSAGE_SIZE: usize = 64 << 20;
@@ -246,10 +249,13 @@ impl Settings {
         if self.workers == 0 {
             return Err(bad("workers", "must be at least 1"));
         }
-        if self.workers > 1024 {
+        if self.workers > MAX_WORKERS {
             return Err(bad(
                 "workers",
-                format!("{} is more than the 1024 clutch supports", self.workers),
+                format!(
+                    "{} is more than the {MAX_WORKERS} clutch supports",
+                    self.workers
+                ),
             ));
         }
         if self.app.as_ref().is_some_and(|c| c.is_empty()) {

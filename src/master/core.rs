@@ -162,6 +162,8 @@ pub struct Worker {
     pub spawned: Instant,
     pub phase: Phase,
     pub intent: Option<Intent>,
+    /// Its channel closed: no connection can be handed to it.
+    pub channel_closed: bool,
 }
 
 impl Worker {
@@ -471,6 +473,7 @@ impl Core {
                 spawned: now,
                 phase: Phase::Starting,
                 intent: None,
+                channel_closed: false,
             },
         );
         self.fx.push(Effect::Spawn {
@@ -581,10 +584,12 @@ impl Core {
                 }
             }
             Role::App => {
-                self.fx.push(Effect::Accepting {
-                    worker: id,
-                    slot: w.slot,
-                });
+                if !w.channel_closed {
+                    self.fx.push(Effect::Accepting {
+                        worker: id,
+                        slot: w.slot,
+                    });
+                }
                 let agent: Vec<u32> = self.ready_agent_pid().into_iter().collect();
                 self.send(Message::new("cluster-pids", json!(agent)).to_pid(pid));
                 match self.phase {
@@ -674,6 +679,9 @@ impl Core {
         // The first reason stands: a worker replaced, then caught by a shutdown, was
         // still replaced.
         w.intent.get_or_insert(intent);
+        if w.phase == Phase::Stopping {
+            return;
+        }
         let was_ready = w.phase == Phase::Ready;
         w.phase = Phase::Stopping;
         let role = w.role;
@@ -699,9 +707,11 @@ impl Core {
     }
 
     fn on_channel_closed(&mut self, id: WorkerId, abuse: bool) {
-        let Some(w) = self.workers.get(&id) else {
+        let Some(w) = self.workers.get_mut(&id) else {
             return;
         };
+        w.channel_closed = true;
+        let w = &*w;
         self.fx.push(Effect::NotAccepting { worker: id });
         if abuse && w.intent.is_none() && !matches!(self.phase, ClusterPhase::Stopping { .. }) {
             tracing::warn!(
@@ -789,7 +799,7 @@ impl Core {
             ClusterPhase::Stopping { stage } => self.stage_done_check(stage),
             ClusterPhase::Ready => {
                 match w.role {
-                    Role::Agent if w.phase == Phase::Ready => {
+                    Role::Agent if self.ready_agent_pid().is_none() => {
                         self.send(Message::new("cluster-pids", json!([])).to(Endpoint::App));
                     }
                     Role::Agent => {}
@@ -797,15 +807,24 @@ impl Core {
                 }
                 match w.intent {
                     Some(Intent::Stop | Intent::Replace | Intent::Abandon) => {}
-                    Some(Intent::Retire) => self.remove_if_empty(w.slot),
+                    Some(Intent::Retire) => {}
                     None | Some(Intent::Recover) if was_incoming => tracing::warn!(
                         "the replacement of {} exited before it was ready; the current worker \
                          keeps serving",
                         slot_name(w.role, w.slot)
                     ),
                     None | Some(Intent::Recover) => {
-                        let slot = &self.slots[&w.slot];
-                        if was_current && slot.current.is_none() && slot.goal == Goal::Running {
+                        let promote = self.slots[&w.slot]
+                            .incoming
+                            .filter(|i| self.workers.get(i).is_some_and(|n| n.intent.is_none()));
+                        let slot = self.slots.get_mut(&w.slot).expect("a worker's slot exists");
+                        if was_current && slot.current.is_none() && promote.is_some() {
+                            slot.incoming = None;
+                            slot.current = promote;
+                        } else if was_current
+                            && slot.current.is_none()
+                            && slot.goal == Goal::Running
+                        {
                             let uptime = now.duration_since(w.spawned);
                             self.after_death(now, w.slot, uptime, exit.success());
                         }
@@ -813,6 +832,9 @@ impl Core {
                 }
             }
         }
+        // Whatever the intent was: a worker retired after it was asked to go for another
+        // reason still leaves its slot.
+        self.remove_if_empty(w.slot);
     }
 
     /// Restart, park or leave a slot whose worker died after the cluster was ready.
@@ -902,6 +924,9 @@ impl Core {
         let slot = self.slots.get_mut(&slot_id).expect("checked");
         slot.goal = Goal::Stopped;
         slot.restart_token = None;
+        // They drain: a `start` before they exit fills the slot anew.
+        let (current, incoming) = (slot.current.take(), slot.incoming.take());
+        slot.draining.extend(current.into_iter().chain(incoming));
         for id in workers {
             self.ask_to_stop(id, Intent::Stop);
         }
@@ -937,6 +962,11 @@ impl Core {
     fn scale(&mut self, now: Instant, workers: usize) -> Result<(), String> {
         if workers == 0 {
             return Err("a cluster needs at least one app worker; use `stop` to stop them".into());
+        }
+        if workers > 1024 {
+            return Err(format!(
+                "{workers} is more than the 1024 app workers clutch supports"
+            ));
         }
         let live: Vec<u32> = self
             .slots

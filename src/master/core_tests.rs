@@ -8,8 +8,8 @@ use crate::protocol::Message;
 mod accepting;
 #[path = "core_tests/bookkeeping.rs"]
 mod bookkeeping;
-#[path = "core_tests/bugs.rs"]
-mod bugs;
+#[path = "core_tests/regressions.rs"]
+mod regressions;
 #[path = "core_tests/replace.rs"]
 mod replace;
 #[path = "core_tests/restart.rs"]

@@ -563,7 +563,6 @@ fn random_walks_keep_the_invariants_the_core_holds_today() {
 }
 
 #[test]
-#[ignore = "core bug: the walks break the invariants the bugs in bugs.rs break"]
 fn random_walks_keep_every_invariant() {
     walk(0..2000, 120, STRICT);
 }

@@ -1,13 +1,12 @@
-//! Bugs these tests found in `core.rs`, each ignored (`core bug: ...`) until its fix lands;
-//! then drop the `#[ignore]` (and move the test to its theme's file).
+//! Bugs these tests found in `core.rs` when it was first written, each fixed: they keep it
+//! that way.
 
 use super::*;
 
-/// BUG: `stop_slot` leaves the stopping worker as the slot's `current`, so a `Start` that
+/// Was a bug: `stop_slot` leaves the stopping worker as the slot's `current`, so a `Start` that
 /// comes before it exits sees a worker and spawns nothing; the exit (intent Stop) then
 /// arms nothing either: the slot stays empty with goal Running.
 #[test]
-#[ignore = "core bug: Start before the stopped worker exits leaves the slot empty forever"]
 fn start_before_the_stopped_worker_exits_still_fills_the_slot() {
     let mut h = Harness::new(1, false);
     h.start_ready();
@@ -26,11 +25,10 @@ fn start_before_the_stopped_worker_exits_still_fills_the_slot() {
     assert!(h.slot(1).current.is_some());
 }
 
-/// BUG: only an exit judged `Retire` calls `remove_if_empty`. A worker keeps the first
+/// Was a bug: only an exit judged `Retire` calls `remove_if_empty`. A worker keeps the first
 /// intent recorded (here Stop), so when it is the last one out of a scaled-away slot the
 /// slot stays in `slots()` forever (goal Removed, no worker).
 #[test]
-#[ignore = "core bug: a retired slot whose last worker had an earlier intent is never removed"]
 fn a_scaled_away_slot_goes_even_if_its_worker_was_stopping_for_another_reason() {
     let mut h = Harness::new(2, false);
     h.start_ready();
@@ -44,7 +42,6 @@ fn a_scaled_away_slot_goes_even_if_its_worker_was_stopping_for_another_reason() 
 /// The same bug through a restart: the old worker drains (Replace) while the new one is
 /// retired and exits first.
 #[test]
-#[ignore = "core bug: a retired slot whose last worker had an earlier intent is never removed"]
 fn a_scaled_away_slot_goes_once_its_draining_worker_exits() {
     let mut h = Harness::new(2, false);
     h.start_ready();
@@ -57,11 +54,10 @@ fn a_scaled_away_slot_goes_once_its_draining_worker_exits() {
     assert!(!h.has_slot(2), "slot 2 is still listed");
 }
 
-/// BUG: when the current worker crashes while an operator's replacement is starting, the
+/// Was a bug: when the current worker crashes while an operator's replacement is starting, the
 /// crash arms a restart (the slot has no `current`), which spawns a third worker as the
 /// current; the replacement then takes the slot and the third one is stopped at once.
 #[test]
-#[ignore = "core bug: a crash during an operator restart spawns a third worker that is stopped at once"]
 fn a_crash_while_the_replacement_starts_spawns_no_third_worker() {
     let mut h = Harness::new(1, false);
     h.start_ready();
@@ -77,13 +73,12 @@ fn a_crash_while_the_replacement_starts_spawns_no_third_worker() {
     assert_eq!(h.current(1), new);
 }
 
-/// BUG: `ask_to_stop` sends Stop again to a worker already stopping: at shutdown, every
+/// Was a bug: `ask_to_stop` sends Stop again to a worker already stopping: at shutdown, every
 /// draining, retiring or operator-stopped app. The owner task ignores a Stop while its
 /// SIGKILL is pending, so today this costs nothing; past that deadline (or after a Kill)
 /// it would SIGTERM again and arm a new grace, and many runtimes take a second SIGTERM as
 /// "exit now".
 #[test]
-#[ignore = "core bug: a worker already stopping is sent Stop (SIGTERM) again at shutdown"]
 fn a_worker_already_stopping_is_not_asked_again_at_shutdown() {
     let mut h = Harness::new(2, false);
     h.start_ready();
@@ -103,7 +98,6 @@ fn a_worker_already_stopping_is_not_asked_again_at_shutdown() {
 
 /// The same double Stop through a restart of an operator-stopped slot.
 #[test]
-#[ignore = "core bug: a worker already stopping is sent Stop (SIGTERM) again when replaced"]
 fn a_stopping_worker_is_not_asked_again_when_its_replacement_is_ready() {
     let mut h = Harness::new(1, false);
     h.start_ready();
@@ -113,11 +107,10 @@ fn a_stopping_worker_is_not_asked_again_when_its_replacement_is_ready() {
     assert!(stops(&fx).is_empty(), "{fx:?}");
 }
 
-/// BUG: the apps hear `cluster-pids []` when the agent dies only if it was still Ready;
+/// Was a bug: the apps hear `cluster-pids []` when the agent dies only if it was still Ready;
 /// an agent the master stopped (operator Stop, channel abuse) is Stopping by then, so
 /// the apps keep its pid as the live agent's.
 #[test]
-#[ignore = "core bug: the apps are not told the agent is gone when the master stopped it"]
 fn the_apps_hear_the_agent_is_gone_when_it_was_stopped() {
     let mut h = Harness::new(1, true);
     h.start_ready();
@@ -132,12 +125,11 @@ fn the_apps_hear_the_agent_is_gone_when_it_was_stopped() {
     );
 }
 
-/// BUG: a channel that closed (without abuse) leaves the worker's phase as is, so a late
+/// Was a bug: a channel that closed (without abuse) leaves the worker's phase as is, so a late
 /// Ready (a tcp or notify probe) makes it Accepting, for a channel that is gone. The run
 /// loop drops the worker's outbox on the close, so `Accepting` finds none and attaches
 /// nothing today; the core should not ask for it.
 #[test]
-#[ignore = "core bug: a worker whose channel closed becomes Accepting on a late Ready"]
 fn a_worker_whose_channel_closed_never_accepts() {
     let mut h = Harness::with(
         Settings {
@@ -161,7 +153,6 @@ fn a_worker_whose_channel_closed_never_accepts() {
 /// The double Stop again: a Kill during the graceful stop, then the apps' exits move on
 /// to the agent's stage, which sends the already-killed agent a Stop (SIGTERM).
 #[test]
-#[ignore = "core bug: a worker already stopping is sent Stop (SIGTERM) again after a Kill"]
 fn a_killed_agent_is_not_asked_to_stop_afterwards() {
     let mut h = Harness::new(1, true);
     h.start_ready();
@@ -172,10 +163,9 @@ fn a_killed_agent_is_not_asked_to_stop_afterwards() {
     assert!(stops(&fx).is_empty(), "{fx:?}");
 }
 
-/// BUG: `--workers` is capped at 1024 by `Settings::validate`, but `scale` takes any
+/// Was a bug: `--workers` is capped at 1024 by `Settings::validate`, but `scale` takes any
 /// number: a typo (`scale 10000`) forks ten thousand workers at once.
 #[test]
-#[ignore = "core bug: scale has no upper bound (--workers is capped at 1024)"]
 fn scale_beyond_the_workers_cap_is_refused() {
     let mut h = Harness::new(1, false);
     h.start_ready();
