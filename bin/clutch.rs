@@ -1,5 +1,7 @@
 //! The `clutch` command: parse flags, load the config, run the master.
 
+mod demo;
+
 use clap::{Args, Parser, Subcommand};
 use clutch::config::{self, ConfigError, ConfigFile, Overrides, Words};
 use clutch::{Error, MasterBuilder};
@@ -41,7 +43,7 @@ struct StartArgs {
 
 fn main() -> ExitCode {
     match Cli::parse().command {
-        Command::DemoWorker => match clutch::demo::run() {
+        Command::DemoWorker => match demo::run() {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
                 let _ = writeln!(std::io::stderr(), "clutch demo worker: {e}");
@@ -100,7 +102,7 @@ fn demo(given: &Overrides) -> Result<Overrides, ConfigError> {
     })?;
     let demo = vec![
         exe.to_string_lossy().into_owned(),
-        clutch::demo::SUBCOMMAND.to_string(),
+        demo::SUBCOMMAND.to_string(),
     ];
     Ok(Overrides {
         app: Some(demo.clone()),

@@ -92,14 +92,28 @@
 //!   pins the number. A grandchild in another group (`setsid`) is out of reach.
 //! - Readiness is what a worker says: with `--ready notify`, any local process of the same
 //!   uid can write `READY=1` to the worker's abstract `NOTIFY_SOCKET`.
+//! - The guard: between a guard's death and its replacement (milliseconds, longer while
+//!   fork fails and the supervisor backs off), a master that dies leaves its workers'
+//!   children behind. The guard holds at most 4096 process groups.
+//! - The program is looked up on the worker's `PATH` before fork; a script without a `#!`
+//!   line is not run through `/bin/sh` as `execvp` would.
+//! - Logging: the master never waits on stderr. When nobody reads it, lines past a queue of
+//!   4096 are dropped and counted ([`log::dropped_lines`]).
+//! - Memory is bounded per channel (`--max-message-size` per line, 64 MiB queued per
+//!   outbox) and across all outboxes by one process-wide budget ([`channel::Budget`],
+//!   256 MiB). A line past a bound is dropped and counted; the sender is not told. An
+//!   outbox under 256 KiB still takes one line while the budget is spent, so the master can
+//!   pass the budget by at most one line per worker.
+//! - With `--proxy-protocol`, at most 1024 connections wait for the rest of their header;
+//!   past that they are closed. A Rust worker that stops calling `recv()` or taking its
+//!   handoffs stops reading its channel once 16 MiB of messages or 256 connections wait.
 //! - Spawning forks from the master's thread; the child makes only async-signal-safe calls
 //!   before exec, with argv and envp built before fork.
 
 pub mod channel;
 pub mod config;
-pub mod demo;
 pub mod error;
-pub mod listen;
+pub(crate) mod listen;
 pub mod log;
 pub mod master;
 pub mod protocol;

@@ -10,7 +10,7 @@ use std::io::{self, Read, Write};
 use std::net::TcpStream;
 use std::time::Duration;
 
-/// clutch::sticky::listener::MAX_HEADER_READS.
+/// clutch::sticky::MAX_HEADER_READS.
 const CAP: usize = 1024;
 /// Connections opened past the cap.
 const EXCESS: usize = 40;

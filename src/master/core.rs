@@ -313,26 +313,31 @@ impl Core {
     }
 
     /// The generation new workers are started at.
+    #[allow(dead_code)] // read by the control plane
     pub fn generation(&self) -> u64 {
         self.generation
     }
 
     /// Where the cluster stands.
+    #[allow(dead_code)] // read by the control plane
     pub fn phase(&self) -> ClusterPhase {
         self.phase
     }
 
     /// A worker by id, while it lives.
+    #[allow(dead_code)] // read by the control plane
     pub fn worker(&self, id: WorkerId) -> Option<&Worker> {
         self.workers.get(&id)
     }
 
     /// Every live worker, by id.
+    #[allow(dead_code)] // read by the control plane
     pub fn workers(&self) -> impl Iterator<Item = &Worker> {
         self.workers.values()
     }
 
     /// Every slot, by id (the agent's is 0).
+    #[allow(dead_code)] // read by the control plane
     pub fn slots(&self) -> impl Iterator<Item = &Slot> {
         self.slots.values()
     }
@@ -365,6 +370,7 @@ impl Core {
                     id: w.slot,
                     pid: w.pid?,
                     ready: w.phase == Phase::Ready,
+                    generation: w.generation,
                 })
             })
             .collect()

@@ -113,7 +113,8 @@ pub async fn run(
             let dialect = settings.app_dialect.resolve(&plan.app);
             let handoff = Rc::new(
                 Handoff::new(settings.workers, dialect)
-                    .with_node_message(settings.node_sticky_message.as_deref()),
+                    .with_node_message(settings.node_sticky_message.as_deref())
+                    .with_metrics(messenger.metrics().clone()),
             );
             let proxy = settings.proxy_protocol.then_some(settings.proxy_timeout);
             let listener = listener.take().expect("the sticky listener is taken once");

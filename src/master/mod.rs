@@ -7,17 +7,17 @@
 
 pub mod builder;
 pub(crate) mod core;
-pub mod launch;
-pub mod lifecycle;
-pub mod messenger;
+pub(crate) mod launch;
+pub(crate) mod lifecycle;
+pub(crate) mod messenger;
 pub mod metrics;
 pub(crate) mod owner;
-pub mod readiness;
+pub(crate) mod readiness;
 pub(crate) mod registry;
-pub mod restart;
-pub mod signals;
-pub mod spawn;
-pub mod tasks;
+pub(crate) mod restart;
+pub(crate) mod signals;
+pub(crate) mod spawn;
+pub(crate) mod tasks;
 pub mod worker;
 
 use crate::config::Settings;

@@ -28,8 +28,10 @@ pub struct WorkerInfo {
     /// Slot id (0 for the agent).
     pub id: u32,
     pub pid: u32,
-    /// Whether it said it is ready.
+    /// Whether it said it is ready (and was not asked to stop since).
     pub ready: bool,
+    /// The generation it was started at (`CLUTCH_GENERATION`).
+    pub generation: u64,
 }
 
 /// A worker's identity for the master: monotonic, never reused, never a pid or a slot.

@@ -19,6 +19,7 @@
 
 use crate::channel::{Outbox, Refused};
 use crate::config::Dialect;
+use crate::master::metrics::Metrics;
 use crate::master::worker::WorkerId;
 use crate::sticky::affinity;
 use std::cell::{Cell, RefCell};
@@ -120,6 +121,7 @@ pub struct Handoff {
     waiting: RefCell<VecDeque<Pending>>,
     line: RefCell<Vec<u8>>,
     stats: Cell<Stats>,
+    metrics: Rc<Metrics>,
 }
 
 impl Handoff {
@@ -134,6 +136,7 @@ impl Handoff {
             waiting: RefCell::new(VecDeque::new()),
             line: RefCell::new(Vec::with_capacity(256)),
             stats: Cell::new(Stats::default()),
+            metrics: Rc::default(),
         }
     }
 
@@ -144,7 +147,14 @@ impl Handoff {
         self
     }
 
+    /// Counts handoffs into the master's metrics too.
+    pub fn with_metrics(mut self, metrics: Rc<Metrics>) -> Handoff {
+        self.metrics = metrics;
+        self
+    }
+
     /// The counters so far.
+    #[cfg_attr(not(test), allow(dead_code))] // read by the control plane
     pub fn stats(&self) -> Stats {
         self.stats.get()
     }
@@ -331,6 +341,7 @@ impl Handoff {
                     q.unacked.push_back(p);
                 }
                 self.count(|s| s.handed += 1);
+                self.metrics.handed_off();
                 Ok(())
             }
             Err(Refused::Closed) => {
@@ -443,6 +454,7 @@ impl Handoff {
 
     /// Connections sent to the worker taking slot `id`'s connections and not yet
     /// acknowledged (for tests).
+    #[cfg(test)]
     pub fn unacked(&self, id: u32) -> usize {
         let Some(Some(w)) = self.slots.borrow().get(id as usize - 1).copied() else {
             return 0;

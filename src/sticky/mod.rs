@@ -2,6 +2,8 @@
 //! that carries the real client behind a load balancer.
 
 pub mod affinity;
-pub mod handoff;
-pub mod listener;
-pub mod proxy_protocol;
+pub(crate) mod handoff;
+pub(crate) mod listener;
+pub(crate) mod proxy_protocol;
+
+pub use listener::MAX_HEADER_READS;

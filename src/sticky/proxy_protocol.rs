@@ -89,6 +89,7 @@ pub fn parse(buf: &[u8]) -> Result<Option<ProxyHeader>, ProxyError> {
 
 /// Reads a header off `stream` (see [`HeaderRead`]) within `timeout`: Timeout if none is
 /// whole by then, Closed on end of file, TooLong past [`MAX_HEADER`], or the parse error.
+#[cfg(test)]
 pub async fn read_header(
     stream: &mut TcpStream,
     timeout: Duration,

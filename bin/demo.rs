@@ -2,8 +2,9 @@
 //! re-executed as each worker; app workers answer HTTP with their id and pid, the agent
 //! logs what it hears.
 
-use crate::protocol::Role;
-use crate::worker::Worker;
+use clutch::protocol::Role;
+use clutch::worker::Worker;
+use std::io::Write;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::signal::unix::{SignalKind, signal};
@@ -12,7 +13,7 @@ use tokio::signal::unix::{SignalKind, signal};
 pub const SUBCOMMAND: &str = "demo-worker";
 
 /// Runs this process as a demo worker (the role comes from the environment).
-pub fn run() -> anyhow::Result<()> {
+pub fn run() -> Result<(), Box<dyn std::error::Error>> {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
@@ -32,11 +33,13 @@ pub fn run() -> anyhow::Result<()> {
     })
 }
 
-async fn agent(mut w: Worker) -> anyhow::Result<()> {
+async fn agent(mut w: Worker) -> Result<(), Box<dyn std::error::Error>> {
     w.ready();
     while let Some(msg) = w.recv().await {
         if msg.action == "cluster-pids" {
-            eprintln!(
+            // A closed stderr must not take a worker down either.
+            let _ = writeln!(
+                std::io::stderr(),
                 "[demo agent {}] app workers: {}",
                 std::process::id(),
                 msg.data
@@ -46,7 +49,7 @@ async fn agent(mut w: Worker) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn app(mut w: Worker) -> anyhow::Result<()> {
+async fn app(mut w: Worker) -> Result<(), Box<dyn std::error::Error>> {
     let id = w.id();
     if let Some(listener) = w.listener()? {
         tokio::spawn(async move {
