@@ -123,5 +123,5 @@ pub mod worker;
 
 pub use config::{ReadyMode, RestartPolicy, Settings};
 pub use error::Error;
-pub use master::{ClusterInfo, Master, MasterBuilder, Role, State, WorkerInfo};
+pub use master::{ClusterInfo, Master, MasterBuilder, ReloadEvent, Role, State, WorkerInfo};
 pub use protocol::{Endpoint, Message};

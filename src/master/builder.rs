@@ -181,7 +181,8 @@ impl MasterBuilder {
         self
     }
 
-    /// Stops the cluster on SIGINT, SIGTERM and SIGQUIT (as the CLI does).
+    /// Stops the cluster on SIGINT, SIGTERM and SIGQUIT, and reloads it on SIGHUP (as the
+    /// CLI does).
     pub fn handle_signals(mut self) -> Self {
         self.handle_signals = true;
         self

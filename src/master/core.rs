@@ -29,6 +29,10 @@ use std::collections::BTreeMap;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
+#[path = "reload.rs"]
+mod reload;
+pub use reload::ReloadEvent;
+
 /// The agent's slot id; app slots count from 1.
 pub const AGENT_SLOT: u32 = 0;
 
@@ -98,6 +102,8 @@ pub enum Effect {
     ClusterReady(ClusterInfo),
     /// The set of workers or their state changed: publish it.
     Publish,
+    /// A rolling reload moved on.
+    Reload(ReloadEvent),
 }
 
 /// Why the master asked a worker to go; judged before the restart policy.
@@ -241,6 +247,8 @@ pub enum Command {
     Start { slot: u32 },
     /// Run this many app slots.
     Scale { workers: usize },
+    /// Replace every worker with one of a new generation, `batch` slots at a time.
+    Reload { batch: usize },
 }
 
 /// The master's state and decisions.
@@ -257,6 +265,7 @@ pub struct Core {
     started: Option<Instant>,
     failure: Option<Error>,
     metrics: Rc<Metrics>,
+    reload: Option<reload::Reload>,
     fx: Vec<Effect>,
 }
 
@@ -295,6 +304,7 @@ impl Core {
             started: None,
             failure: None,
             metrics,
+            reload: None,
             fx: Vec::new(),
         }
     }
@@ -422,7 +432,9 @@ impl Core {
                 _ => "the cluster is stopping".into(),
             });
         }
+        self.refuse_during_reload(&cmd)?;
         match cmd {
+            Command::Reload { batch } => self.start_reload(now, batch)?,
             Command::Restart { slot } => self.restart_slot(now, slot)?,
             Command::Stop { slot } => self.stop_slot(slot)?,
             Command::Start { slot } => self.start_slot(now, slot)?,
@@ -537,6 +549,7 @@ impl Core {
                     "the replacement of {} could not start; the current worker keeps serving",
                     slot_name(w.role, w.slot)
                 );
+                self.reload_failed(id, "could not start");
             }
             ClusterPhase::Ready => self.after_death(now, w.slot, Duration::ZERO, false),
             ClusterPhase::Stopping { stage } => self.stage_done_check(stage),
@@ -614,6 +627,7 @@ impl Core {
                 }
             }
         }
+        self.reload_ready(now, id);
     }
 
     fn all_apps_ready(&self) -> bool {
@@ -758,6 +772,7 @@ impl Core {
                      was to replace keeps serving"
                 );
                 self.kill(id, Intent::Abandon);
+                self.reload_failed(id, &format!("was not ready after {ms} ms"));
             }
             ClusterPhase::Ready => {
                 tracing::warn!(
@@ -814,11 +829,14 @@ impl Core {
                 match w.intent {
                     Some(Intent::Stop | Intent::Replace | Intent::Abandon) => {}
                     Some(Intent::Retire) => {}
-                    None | Some(Intent::Recover) if was_incoming => tracing::warn!(
-                        "the replacement of {} exited before it was ready; the current worker \
-                         keeps serving",
-                        slot_name(w.role, w.slot)
-                    ),
+                    None | Some(Intent::Recover) if was_incoming => {
+                        tracing::warn!(
+                            "the replacement of {} exited before it was ready; the current \
+                             worker keeps serving",
+                            slot_name(w.role, w.slot)
+                        );
+                        self.reload_failed(id, &format!("exited with {exit} before it was ready"));
+                    }
                     None | Some(Intent::Recover) => {
                         let promote = self.slots[&w.slot]
                             .incoming
@@ -1036,6 +1054,7 @@ impl Core {
         for slot in self.slots.values_mut() {
             slot.restart_token = None;
         }
+        self.abort_reload("the cluster is stopping".into(), true);
         // New connections are refused from now on rather than handed to stopping workers.
         self.fx.push(Effect::CloseListener);
         self.next_stage(0);

@@ -10,6 +10,8 @@ mod accepting;
 mod bookkeeping;
 #[path = "core_tests/regressions.rs"]
 mod regressions;
+#[path = "core_tests/reload.rs"]
+mod reload;
 #[path = "core_tests/replace.rs"]
 mod replace;
 #[path = "core_tests/restart.rs"]

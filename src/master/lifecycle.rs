@@ -9,7 +9,7 @@
 use crate::error::Error;
 use crate::listen::PortPlan;
 use crate::master::State;
-use crate::master::core::{Command, Core, Effect, Input, Timer};
+use crate::master::core::{Command, Core, Effect, Input, ReloadEvent, Timer};
 use crate::master::messenger::{Messenger, Outcome, Source};
 use crate::master::owner::Order;
 use crate::master::tasks::Closed;
@@ -50,6 +50,14 @@ pub enum Event {
     FromHandle(Vec<u8>),
     /// An operator's command; the answer says whether it was taken.
     Command(Command, oneshot::Sender<Result<(), String>>),
+    /// A rolling reload; `progress` hears how it goes once it is taken.
+    Reload {
+        batch: usize,
+        progress: UnboundedSender<ReloadEvent>,
+        reply: oneshot::Sender<Result<(), String>>,
+    },
+    /// SIGHUP: a rolling reload, one slot at a time.
+    Hangup,
     /// The handle asks for a graceful stop.
     Shutdown,
     /// The handle was dropped: kill everything now.
@@ -90,6 +98,8 @@ pub(super) struct Cluster {
     accept_task: Option<tokio::task::JoinHandle<()>>,
     /// Inputs produced while carrying out effects (a spawn's result), handled next.
     queue: VecDeque<Input>,
+    /// Who follows the reload in progress.
+    reload_progress: Vec<UnboundedSender<ReloadEvent>>,
 }
 
 /// Runs a cluster until it has stopped. `Ok` after a requested stop, `Err` when it could not
@@ -144,6 +154,7 @@ pub async fn run(
         handoff,
         accept_task,
         queue: VecDeque::new(),
+        reload_progress: Vec::new(),
     };
     c.input(Input::Start);
     while !c.core.done() {
@@ -234,6 +245,17 @@ impl Cluster {
                 let _ = self.published.state.send(State::Ready(info));
             }
             Effect::Publish => self.publish_workers(),
+            Effect::Reload(event) => {
+                let last = matches!(
+                    event,
+                    ReloadEvent::Completed { .. } | ReloadEvent::Aborted { .. }
+                );
+                self.reload_progress
+                    .retain(|p| p.send(event.clone()).is_ok());
+                if last {
+                    self.reload_progress.clear();
+                }
+            }
         }
     }
 
@@ -241,6 +263,19 @@ impl Cluster {
         if let Some(owned) = self.owned.get(&worker) {
             let _ = owned.orders.send(order);
         }
+    }
+
+    /// Carries out an operator's command and what it leads to.
+    fn command(&mut self, cmd: Command) -> Result<(), String> {
+        let effects = self.core.command(Instant::now(), cmd)?;
+        for effect in effects {
+            self.apply(effect);
+        }
+        let queued: Vec<Input> = self.queue.drain(..).collect();
+        for input in queued {
+            self.input(input);
+        }
+        Ok(())
     }
 
     fn handle(&mut self, ev: Event) {
@@ -280,16 +315,26 @@ impl Cluster {
                 }
             }
             Event::Command(cmd, reply) => {
-                let result = self.core.command(Instant::now(), cmd).map(|effects| {
-                    for effect in effects {
-                        self.apply(effect);
-                    }
-                    let queued: Vec<Input> = self.queue.drain(..).collect();
-                    for input in queued {
-                        self.input(input);
-                    }
-                });
+                let _ = reply.send(self.command(cmd));
+            }
+            Event::Reload {
+                batch,
+                progress,
+                reply,
+            } => {
+                // Registered first: the reload's first events come with the command itself.
+                self.reload_progress.push(progress);
+                let result = self.command(Command::Reload { batch });
+                if result.is_err() {
+                    self.reload_progress.pop();
+                }
                 let _ = reply.send(result);
+            }
+            Event::Hangup => {
+                tracing::info!("SIGHUP received; reloading one slot at a time");
+                if let Err(e) = self.command(Command::Reload { batch: 1 }) {
+                    tracing::warn!("SIGHUP: not reloading: {e}");
+                }
             }
             Event::Shutdown => self.input(Input::Shutdown),
             Event::Kill => self.input(Input::Kill),

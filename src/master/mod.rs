@@ -24,6 +24,7 @@ use crate::config::Settings;
 use crate::error::Error;
 use crate::protocol::Message;
 pub use builder::MasterBuilder;
+pub use core::ReloadEvent;
 use lifecycle::Event;
 use serde::Serialize;
 use std::sync::{Arc, Mutex};
@@ -163,6 +164,38 @@ impl Master {
     /// first (their workers stop gracefully).
     pub async fn scale(&self, workers: usize) -> Result<(), String> {
         self.command(core::Command::Scale { workers }).await
+    }
+
+    /// Rolling reload: every worker replaced by one of a new generation, `batch` slots at a
+    /// time (a new worker first; the old one stopped once the new one is ready). Returns
+    /// what happened, slot by slot, once every slot is on the new generation; `Err` with the
+    /// reason when it was refused or aborted (a new worker failed: the slots not reached keep
+    /// their old workers).
+    pub async fn reload(&self, batch: usize) -> Result<Vec<ReloadEvent>, String> {
+        let (progress, mut events) = tokio::sync::mpsc::unbounded_channel();
+        let (reply, taken) = tokio::sync::oneshot::channel();
+        self.events
+            .send(Event::Reload {
+                batch,
+                progress,
+                reply,
+            })
+            .map_err(|_| "the master has stopped".to_string())?;
+        taken
+            .await
+            .unwrap_or_else(|_| Err("the master has stopped".to_string()))?;
+        let mut seen = Vec::new();
+        while let Some(event) = events.recv().await {
+            match &event {
+                ReloadEvent::Completed { .. } => {
+                    seen.push(event);
+                    return Ok(seen);
+                }
+                ReloadEvent::Aborted { reason, .. } => return Err(reason.clone()),
+                _ => seen.push(event),
+            }
+        }
+        Err("the master stopped during the reload".to_string())
     }
 
     async fn command(&self, cmd: core::Command) -> Result<(), String> {

@@ -1,5 +1,5 @@
-//! The signals the CLI master stops on: SIGINT, SIGTERM and SIGQUIT, each turned into an
-//! event for the run loop (which decides what a second one means).
+//! The signals the CLI master acts on: SIGINT, SIGTERM and SIGQUIT stop it (the run loop
+//! decides what a second one means); SIGHUP reloads it.
 
 use crate::error::Error;
 use crate::master::lifecycle::Event;
@@ -24,5 +24,15 @@ pub fn listen_for_signals(events: &UnboundedSender<Event>) -> Result<(), Error> 
             }
         });
     }
+    let mut hup =
+        signal(SignalKind::hangup()).map_err(|e| Error::io("cannot handle signals", e))?;
+    let events = events.clone();
+    spawn_local(async move {
+        while hup.recv().await.is_some() {
+            if events.send(Event::Hangup).is_err() {
+                break;
+            }
+        }
+    });
     Ok(())
 }

@@ -293,6 +293,17 @@ impl Walk {
                     });
                 }
             }
+            Effect::Reload(event) => {
+                // Effects are checked after the whole step: a reload may have started and
+                // completed within it, so only its end is checked against the state.
+                if matches!(
+                    event,
+                    ReloadEvent::Completed { .. } | ReloadEvent::Aborted { .. }
+                ) {
+                    let running = self.h.core.reload().is_some();
+                    self.check(!running, || format!("{e:?} but a reload still runs"));
+                }
+            }
             Effect::CloseListener | Effect::Publish => {}
         }
     }
@@ -463,10 +474,13 @@ impl Walk {
             11..=14 => {
                 let max = self.h.core.slots().map(|s| s.id).max().unwrap_or(0) + 1;
                 let slot = self.rng.below(max as usize + 1) as u32;
-                let cmd = match self.rng.below(4) {
+                let cmd = match self.rng.below(5) {
                     0 => Command::Restart { slot },
                     1 => Command::Stop { slot },
                     2 => Command::Start { slot },
+                    3 => Command::Reload {
+                        batch: 1 + self.rng.below(2),
+                    },
                     _ => Command::Scale {
                         workers: 1 + self.rng.below(4),
                     },
