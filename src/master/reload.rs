@@ -52,6 +52,7 @@ pub enum ReloadEvent {
 
 impl Core {
     /// The reload in progress, if any.
+    #[cfg_attr(not(test), allow(dead_code))] // read by the control plane
     pub fn reload(&self) -> Option<&Reload> {
         self.reload.as_ref()
     }
