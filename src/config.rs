@@ -187,6 +187,13 @@ pub struct Settings {
     pub agent_ready: Option<ReadyMode>,
     pub ready_timeout: Duration,
     pub kill_timeout: Duration,
+    /// A worker that sent no `clutch:heartbeat` for this long is replaced (off: `None`).
+    pub heartbeat_timeout: Option<Duration>,
+    /// A worker whose resident memory stays above this many bytes is recycled.
+    pub max_rss: Option<u64>,
+    /// A worker older than this (plus up to a fifth of it, so that they do not all go at
+    /// once) is recycled.
+    pub max_age: Option<Duration>,
     pub restart: RestartPolicy,
     /// At most this many restarts of one slot per `restart_window`.
     pub restart_limit: u32,
@@ -223,6 +230,9 @@ impl Default for Settings {
             agent_ready: None,
             ready_timeout: Duration::from_millis(60_000),
             kill_timeout: Duration::from_millis(5_000),
+            heartbeat_timeout: None,
+            max_rss: None,
+            max_age: None,
             restart: RestartPolicy::Always,
             restart_limit: 60,
             restart_window: Duration::from_secs(60),
@@ -298,6 +308,24 @@ impl Settings {
         }
         if self.proxy_timeout.is_zero() {
             return Err(bad("proxy-timeout", "must be more than 0 ms"));
+        }
+        if self.heartbeat_timeout.is_some_and(|t| t.is_zero()) {
+            return Err(bad(
+                "heartbeat-timeout",
+                "must be more than 0 ms (leave it out to turn heartbeats off)",
+            ));
+        }
+        if self.max_rss == Some(0) {
+            return Err(bad(
+                "max-rss",
+                "must be at least 1 MB (leave it out to turn it off)",
+            ));
+        }
+        if self.max_age.is_some_and(|t| t.is_zero()) {
+            return Err(bad(
+                "max-age",
+                "must be at least 1 second (leave it out to turn it off)",
+            ));
         }
         self.validate_c_strings()
     }

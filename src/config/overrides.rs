@@ -115,6 +115,19 @@ overrides! {
         /// 5000].
         #[arg(long, value_name = "MS")]
         pub kill_timeout: Option<u64>,
+        /// Replace a worker that sent no `{"action":"clutch:heartbeat"}` for this long, in
+        /// ms (hung, stuck in a loop, SIGSTOPped): a new worker first, then the old one
+        /// stopped. The Rust worker library sends heartbeats on its own [default: off].
+        #[arg(long, value_name = "MS")]
+        pub heartbeat_timeout: Option<u64>,
+        /// Recycle a worker whose resident memory stays above this many MiB (a new worker
+        /// first) [default: off].
+        #[arg(long, value_name = "MB")]
+        pub max_rss: Option<u64>,
+        /// Recycle a worker older than this many seconds, plus a random part of up to a
+        /// fifth of it so that workers do not all recycle at once [default: off].
+        #[arg(long, value_name = "SECONDS")]
+        pub max_age: Option<u64>,
         /// Which app worker exits restart it: always, on-failure (not exit code 0) or never
         /// [default: always].
         #[arg(long, value_name = "POLICY")]
@@ -199,6 +212,15 @@ impl Overrides {
         set(&mut s.agent_ready, self.agent_ready.map(Some));
         set(&mut s.ready_timeout, ms(&self.ready_timeout));
         set(&mut s.kill_timeout, ms(&self.kill_timeout));
+        set(
+            &mut s.heartbeat_timeout,
+            ms(&self.heartbeat_timeout).map(Some),
+        );
+        set(&mut s.max_rss, self.max_rss.map(|mb| Some(mb << 20)));
+        set(
+            &mut s.max_age,
+            self.max_age.map(|secs| Some(Duration::from_secs(secs))),
+        );
         set(&mut s.restart, self.restart);
         set(&mut s.restart_limit, self.restart_limit);
         set(&mut s.restart_window, ms(&self.restart_window));

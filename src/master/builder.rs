@@ -115,6 +115,25 @@ impl MasterBuilder {
         self
     }
 
+    /// Replaces a worker that sent no `clutch:heartbeat` for `t` (the Rust worker library
+    /// sends them on its own): a new worker first, then the silent one stopped.
+    pub fn heartbeat_timeout(mut self, t: Duration) -> Self {
+        self.settings.heartbeat_timeout = Some(t);
+        self
+    }
+
+    /// Recycles a worker whose resident memory stays above `bytes`.
+    pub fn max_rss(mut self, bytes: u64) -> Self {
+        self.settings.max_rss = Some(bytes);
+        self
+    }
+
+    /// Recycles a worker older than `age` (plus up to a fifth of it).
+    pub fn max_age(mut self, age: Duration) -> Self {
+        self.settings.max_age = Some(age);
+        self
+    }
+
     /// Which exits restart an app worker.
     pub fn restart(mut self, policy: RestartPolicy) -> Self {
         self.settings.restart = policy;

@@ -29,6 +29,8 @@ use std::collections::BTreeMap;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
+#[path = "recycle.rs"]
+mod recycle;
 #[path = "reload.rs"]
 mod reload;
 pub use reload::ReloadEvent;
@@ -53,6 +55,9 @@ pub enum Input {
     Exited { worker: WorkerId, exit: Exit },
     /// A timer armed by an [`Effect::Arm`] fired.
     Timer(Timer),
+    /// The worker is alive but should be replaced (no heartbeat, too much memory): a new
+    /// worker first, then it stops.
+    Recycle { worker: WorkerId, reason: String },
     /// A stop signal (SIGTERM, SIGINT, SIGQUIT) by name; a second one kills.
     Signal(&'static str),
     /// A graceful stop (the handle, the parent channel closing).
@@ -70,6 +75,8 @@ pub enum Timer {
     ReadyDelay(WorkerId),
     /// The slot's restart delay passed; `token` tells a stale timer from the current one.
     RestartDue { slot: u32, token: u64 },
+    /// The worker reached `--max-age`.
+    MaxAge(WorkerId),
 }
 
 /// What the run loop must do.
@@ -401,6 +408,8 @@ impl Core {
             Input::Timer(Timer::RestartDue { slot, token }) => {
                 self.on_restart_due(now, slot, token)
             }
+            Input::Timer(Timer::MaxAge(worker)) => self.recycle(now, worker, "reached --max-age"),
+            Input::Recycle { worker, reason } => self.recycle(now, worker, &reason),
             Input::Signal(name) => match self.phase {
                 ClusterPhase::Stopping { .. } => {
                     tracing::warn!("{name} again: killing every worker now");
@@ -517,6 +526,7 @@ impl Core {
         w.pid = Some(pid);
         let role = w.role;
         self.fx.push(Effect::Publish);
+        self.arm_max_age(id);
         match self.ready_mode(role) {
             ReadyMode::Spawn => self.on_ready(now, id),
             ReadyMode::Delay(d) => self.fx.push(Effect::Arm {

@@ -64,6 +64,11 @@ impl Cluster {
             env.push(("CLUTCH_REUSEPORT".into(), "1".into()));
         }
         env.push(("CLUTCH_GENERATION".into(), generation.to_string()));
+        if let Some(t) = s.heartbeat_timeout {
+            // Three heartbeats per timeout: one lost to a slow moment is not a death.
+            let every = (t.as_millis() / 3).max(1);
+            env.push(("CLUTCH_HEARTBEAT_MS".into(), every.to_string()));
+        }
         if let Some(n) = &notify {
             env.push(("NOTIFY_SOCKET".into(), n.address()));
         }
@@ -107,6 +112,7 @@ impl Cluster {
                 worker,
                 name,
                 outbox: outbox.clone(),
+                heard: std::cell::Cell::new(std::time::Instant::now()),
             });
             let src = Source {
                 endpoint: match role {

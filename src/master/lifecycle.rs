@@ -10,6 +10,7 @@ use crate::error::Error;
 use crate::listen::PortPlan;
 use crate::master::State;
 use crate::master::core::{Command, Core, Effect, Input, ReloadEvent, Timer};
+use crate::master::liveness::{self, Liveness};
 use crate::master::messenger::{Messenger, Outcome, Source};
 use crate::master::owner::Order;
 use crate::master::tasks::Closed;
@@ -58,6 +59,8 @@ pub enum Event {
     },
     /// SIGHUP: a rolling reload, one slot at a time.
     Hangup,
+    /// Time to check heartbeats and memory ([`super::liveness`]).
+    LivenessTick,
     /// The handle asks for a graceful stop.
     Shutdown,
     /// The handle was dropped: kill everything now.
@@ -100,6 +103,7 @@ pub(super) struct Cluster {
     queue: VecDeque<Input>,
     /// Who follows the reload in progress.
     reload_progress: Vec<UnboundedSender<ReloadEvent>>,
+    pub(super) liveness: Liveness,
 }
 
 /// Runs a cluster until it has stopped. `Ok` after a requested stop, `Err` when it could not
@@ -155,7 +159,14 @@ pub async fn run(
         accept_task,
         queue: VecDeque::new(),
         reload_progress: Vec::new(),
+        liveness: Liveness::default(),
     };
+    if let Some(period) = liveness::period(
+        c.core.settings().heartbeat_timeout,
+        c.core.settings().max_rss,
+    ) {
+        spawn_local(liveness::tick(period, c.events.clone()));
+    }
     c.input(Input::Start);
     while !c.core.done() {
         let Some(ev) = inbox.recv().await else { break };
@@ -330,6 +341,7 @@ impl Cluster {
                 }
                 let _ = reply.send(result);
             }
+            Event::LivenessTick => self.liveness_tick(),
             Event::Hangup => {
                 tracing::info!("SIGHUP received; reloading one slot at a time");
                 if let Err(e) = self.command(Command::Reload { batch: 1 }) {

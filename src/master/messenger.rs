@@ -55,6 +55,8 @@ pub enum Outcome {
     NodeAck,
     /// A Node worker could not take the handle in flight.
     NodeNack,
+    /// A worker said it is still working (`clutch:heartbeat`).
+    Heartbeat,
     /// A blank line; ignored.
     Blank,
     /// Not a valid message; dropped. Says why.
@@ -77,6 +79,7 @@ const FROM_PREFIX: [&[u8]; 4] = [
     br#"{"from":"agent","#,
 ];
 
+use crate::protocol::actions::HEARTBEAT_ACTION;
 pub use crate::protocol::actions::RESERVED_PREFIX;
 
 /// Each endpoint's name as JSON, to compare with a `from` the sender wrote.
@@ -156,6 +159,9 @@ impl Messenger {
         if action.starts_with(RESERVED_PREFIX) {
             // The master's own protocol: a worker forging `clutch:connection` could pair a
             // handed-over socket with made-up addresses.
+            if action == HEARTBEAT_ACTION && src.worker.is_some() {
+                return Outcome::Heartbeat;
+            }
             return match serde_json::from_str::<AckLine>(text) {
                 Ok(a) if action == ACK_ACTION && src.endpoint == Endpoint::App => {
                     Outcome::HandoffAck(a.data)
@@ -359,6 +365,7 @@ mod tests {
                 worker: crate::master::worker::WorkerId(pid as u64),
                 name,
                 outbox: outbox.clone(),
+                heard: std::cell::Cell::new(std::time::Instant::now()),
             },
             outbox,
         )

@@ -48,17 +48,24 @@ pub enum RestartReason {
     Crash,
     /// An operator (or the handle) asked for a restart.
     Operator,
+    /// It was alive but replaced: no heartbeat, too much memory, too old.
+    Recycle,
 }
 
 impl RestartReason {
     /// Every reason, in the order of [`Snapshot::restarts`].
-    pub const ALL: [RestartReason; 2] = [RestartReason::Crash, RestartReason::Operator];
+    pub const ALL: [RestartReason; 3] = [
+        RestartReason::Crash,
+        RestartReason::Operator,
+        RestartReason::Recycle,
+    ];
 
     /// The label value.
     pub fn as_str(self) -> &'static str {
         match self {
             RestartReason::Crash => "crash",
             RestartReason::Operator => "operator",
+            RestartReason::Recycle => "recycle",
         }
     }
 }
@@ -110,7 +117,7 @@ pub struct Metrics {
     routed: Cell<u64>,
     dropped: [Cell<u64>; 4],
     handed_off: Cell<u64>,
-    restarts: [Cell<u64>; 2],
+    restarts: [Cell<u64>; 3],
     exits: [Cell<u64>; 6],
 }
 
@@ -124,7 +131,7 @@ pub struct Snapshot {
     /// Connections handed to a worker.
     pub handed_off: u64,
     /// Restarts, by [`RestartReason::ALL`].
-    pub restarts: [u64; 2],
+    pub restarts: [u64; 3],
     /// Exits, by [`ExitReason::ALL`].
     pub exits: [u64; 6],
 }

@@ -9,6 +9,7 @@ pub mod builder;
 pub(crate) mod core;
 pub(crate) mod launch;
 pub(crate) mod lifecycle;
+pub(crate) mod liveness;
 pub(crate) mod messenger;
 pub mod metrics;
 pub(crate) mod owner;

@@ -6,14 +6,17 @@
 
 use crate::channel::Outbox;
 use crate::master::worker::{Role, WorkerId, WorkerName};
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::rc::Rc;
+use std::time::Instant;
 
 /// A worker the Messenger can deliver to.
 pub struct Entry {
     pub worker: WorkerId,
     pub name: WorkerName,
     pub outbox: Rc<Outbox>,
+    /// When it last said it is still working (`clutch:heartbeat`), or was spawned.
+    pub heard: Cell<Instant>,
 }
 
 /// The live workers' channels, in spawn order.
@@ -43,6 +46,22 @@ impl Registry {
             .iter()
             .find(|e| e.worker == worker)
             .map(|e| e.outbox.clone())
+    }
+
+    /// `worker` said it is still working.
+    pub fn heard(&self, worker: WorkerId) {
+        if let Some(e) = self.entries.borrow().iter().find(|e| e.worker == worker) {
+            e.heard.set(Instant::now());
+        }
+    }
+
+    /// When `worker` was last heard from, while its channel is open.
+    pub fn last_heard(&self, worker: WorkerId) -> Option<Instant> {
+        self.entries
+            .borrow()
+            .iter()
+            .find(|e| e.worker == worker)
+            .map(|e| e.heard.get())
     }
 
     /// Runs `f` on the newest agent (during an agent's replacement, the new one).

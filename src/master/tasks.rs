@@ -58,6 +58,11 @@ pub async fn read_channel(
             match lines.next_line() {
                 Ok(Some(line)) => match messenger.route(&src, line) {
                     Outcome::Routed(_) | Outcome::NodeInternal | Outcome::Blank => {}
+                    Outcome::Heartbeat => {
+                        if let Some(w) = worker {
+                            messenger.registry().heard(w);
+                        }
+                    }
                     Outcome::HandoffAck(n) => {
                         if let (Some(h), Some(w)) = (app_handoff, worker) {
                             h.on_ack(w, n);

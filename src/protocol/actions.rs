@@ -6,3 +6,5 @@ pub const RESERVED_PREFIX: &str = "clutch:";
 pub const CONNECTION_ACTION: &str = "clutch:connection";
 /// The action a clutch worker acknowledges handed-over sockets with (`data`: how many).
 pub const ACK_ACTION: &str = "clutch:ack";
+/// The action a worker says it is still working with (`--heartbeat-timeout`).
+pub const HEARTBEAT_ACTION: &str = "clutch:heartbeat";

@@ -18,6 +18,7 @@
 //! What waits in either direction is bounded: see [`Worker`].
 
 mod connection;
+mod heartbeat;
 mod reader;
 
 pub use connection::Connection;
@@ -162,6 +163,7 @@ impl Worker {
             inbox,
             shared.clone(),
         ));
+        heartbeat::start(&writer);
         tokio::spawn(reader::write_loop(writer, out_rx));
         Ok(Worker {
             role,

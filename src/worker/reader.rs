@@ -36,7 +36,7 @@ impl ChannelWriter {
     }
 
     /// Writes `bytes` (whole lines) into the socket: done once this returns.
-    async fn write_lines(&self, bytes: &[u8]) -> std::io::Result<()> {
+    pub(crate) async fn write_lines(&self, bytes: &[u8]) -> std::io::Result<()> {
         let _turn = self.lock.lock().await;
         write_all(&self.stream, bytes).await
     }
