@@ -102,6 +102,7 @@ pub mod error;
 pub mod listen;
 pub mod log;
 pub mod master;
+pub mod node;
 pub mod protocol;
 pub mod sticky;
 pub mod sys;

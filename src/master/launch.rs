@@ -3,7 +3,7 @@
 //! how it went.
 
 use crate::channel::Outbox;
-use crate::config::ReadyMode;
+use crate::config::{Dialect, ReadyMode};
 use crate::error::Error;
 use crate::listen::PortPlan;
 use crate::master::core::Input;
@@ -64,6 +64,16 @@ impl Cluster {
             env.push(("CLUTCH_REUSEPORT".into(), "1".into()));
         }
         env.push(("CLUTCH_GENERATION".into(), generation.to_string()));
+        // A Node server's own `listen(CLUTCH_PORT)` takes the inherited socket (crate::node).
+        if !listeners.is_empty()
+            && s.node_preload
+            && s.app_dialect.resolve(&command) == Dialect::Node
+        {
+            match crate::node::preload_path() {
+                Ok(p) => env.push(("NODE_OPTIONS".into(), crate::node::node_options(&s.env, p))),
+                Err(e) => tracing::warn!("no listen preload for {role:?} {slot} ({e})"),
+            }
+        }
         if let Some(n) = &notify {
             env.push(("NOTIFY_SOCKET".into(), n.address()));
         }

@@ -11,6 +11,7 @@ pub mod launch;
 pub mod lifecycle;
 pub mod messenger;
 pub mod metrics;
+pub mod names;
 pub(crate) mod owner;
 pub mod readiness;
 pub(crate) mod registry;
