@@ -98,6 +98,7 @@
 pub mod channel;
 pub mod config;
 pub mod demo;
+pub mod egg;
 pub mod error;
 pub mod listen;
 pub mod log;

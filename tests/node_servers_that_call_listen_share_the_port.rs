@@ -62,6 +62,9 @@ fn four_plain_node_servers_serve_one_port() {
         c.stderr.text()
     );
     let children = children_of(c.pid());
-    assert!(pids.iter().all(|p| children.contains(p)), "{pids:?} {children:?}");
+    assert!(
+        pids.iter().all(|p| children.contains(p)),
+        "{pids:?} {children:?}"
+    );
     stop_cleanly(c);
 }

@@ -8,6 +8,8 @@ use crate::protocol::Message;
 mod accepting;
 #[path = "core_tests/bookkeeping.rs"]
 mod bookkeeping;
+#[path = "core_tests/egg.rs"]
+mod egg;
 #[path = "core_tests/regressions.rs"]
 mod regressions;
 #[path = "core_tests/replace.rs"]
