@@ -192,6 +192,14 @@ pub fn settings(
             ..Overrides::default()
         })
     })?;
+    if s.listen == config::ListenMode::ReusePort {
+        return Err(EggError::Config(ConfigError::Value {
+            key: "--reuseport".into(),
+            message: "egg's app workers bind the port without SO_REUSEPORT (Node before 22.12 \
+                      has none); use the shared port (the default) or --sticky"
+                .into(),
+        }));
+    }
     if s.port == Some(0) {
         // The workers are told the port in their options before the master binds it.
         s.port = Some(free_port(&s.host).map_err(|source| EggError::Port {
