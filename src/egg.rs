@@ -236,12 +236,8 @@ fn free_port(host: &str) -> std::io::Result<u16> {
 mod tests {
     use super::*;
 
-    fn app_dir(pkg: &str) -> PathBuf {
-        let d = std::env::temp_dir().join(format!(
-            "clutch-egg-test-{}-{}",
-            std::process::id(),
-            pkg.len()
-        ));
+    fn app_dir(test: &str, pkg: &str) -> PathBuf {
+        let d = std::env::temp_dir().join(format!("clutch-egg-{test}-{}", std::process::id()));
         std::fs::create_dir_all(&d).unwrap();
         std::fs::write(d.join("package.json"), pkg).unwrap();
         d
@@ -258,7 +254,7 @@ mod tests {
 
     #[test]
     fn a_directory_without_egg_is_refused_naming_it() {
-        let d = app_dir(r#"{"name": "x", "dependencies": {"koa": "2"}}"#);
+        let d = app_dir("no-egg", r#"{"name": "x", "dependencies": {"koa": "2"}}"#);
         let app = EggApp {
             base_dir: d.clone(),
             ..EggApp::default()
@@ -273,7 +269,10 @@ mod tests {
 
     #[test]
     fn egg_cluster_missing_says_what_to_install() {
-        let d = app_dir(r#"{"name": "app", "dependencies": {"egg": "3"}}"#);
+        let d = app_dir(
+            "no-cluster",
+            r#"{"name": "app", "dependencies": {"egg": "3"}}"#,
+        );
         install(&d, "egg", &[]);
         let app = EggApp {
             base_dir: d.clone(),
