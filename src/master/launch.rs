@@ -71,7 +71,10 @@ impl Cluster {
         {
             match crate::node::preload_path() {
                 Ok(p) => env.push(("NODE_OPTIONS".into(), crate::node::node_options(&s.env, p))),
-                Err(e) => tracing::warn!("no listen preload for {role:?} {slot} ({e})"),
+                Err(e) => tracing::warn!(
+                    "app worker {slot} runs without the listen preload ({e}); its own \
+                     listen(PORT) binds the port itself (--no-node-preload silences this)"
+                ),
             }
         }
         if let Some(n) = &notify {
