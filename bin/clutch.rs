@@ -26,6 +26,10 @@ enum Command {
     /// Start a cluster. With no APP_CMD (and no `app` in --config), runs the built-in demo:
     /// an agent and N app workers serving HTTP on --port (default 7001).
     Start(Box<StartArgs>),
+    /// Run an egg.js app with clutch as its master (egg-cluster's workers, egg's lifecycle
+    /// messages): `clutch egg [BASEDIR] -w 4 -p 7001`. Takes start's flags, on port 7001
+    /// by default.
+    Egg(Box<EggArgs>),
     /// Run as a demo worker (used by the demo cluster itself).
     #[command(name = "demo-worker", hide = true)]
     DemoWorker,
@@ -39,6 +43,25 @@ struct StartArgs {
     /// "ready-timeout", "app", ...; "env" for extra variables). Flags override it.
     #[arg(long, value_name = "FILE")]
     config: Option<PathBuf>,
+}
+
+#[derive(Args)]
+struct EggArgs {
+    /// The egg app's directory (its package.json) [default: the current directory].
+    #[arg(value_name = "BASEDIR")]
+    base_dir: Option<PathBuf>,
+    /// The framework: a package in the app's node_modules or an absolute path [default:
+    /// package.json's egg.framework, else egg].
+    #[arg(long, value_name = "NAME")]
+    framework: Option<String>,
+    /// The cluster's title: its name in log lines, and egg's `title` option.
+    #[arg(long)]
+    title: Option<String>,
+    /// egg's server env (local, prod, ...) [default: EGG_SERVER_ENV, else egg's own].
+    #[arg(long = "env", value_name = "ENV")]
+    server_env: Option<String>,
+    #[command(flatten)]
+    start: StartArgs,
 }
 
 fn main() -> ExitCode {
@@ -57,18 +80,52 @@ fn main() -> ExitCode {
             clutch::log::finish(Duration::from_secs(2));
             code
         }
+        Command::Egg(args) => {
+            clutch::log::init();
+            let code = egg(*args);
+            clutch::log::finish(Duration::from_secs(2));
+            code
+        }
     }
 }
 
 fn start(args: StartArgs) -> ExitCode {
     let file = args.config.as_deref().map(ConfigFile::load).transpose();
-    let settings = match file.and_then(|file| config::resolve(args.flags, file, demo)) {
-        Ok(s) => s,
+    match file.and_then(|file| config::resolve(args.flags, file, demo)) {
+        Ok(s) => run(s),
         Err(e) => {
             clutch::log::line(&format!("clutch: {e}"));
-            return ExitCode::from(2);
+            ExitCode::from(2)
         }
+    }
+}
+
+fn egg(args: EggArgs) -> ExitCode {
+    let app = clutch::egg::EggApp {
+        base_dir: args.base_dir.unwrap_or_else(|| PathBuf::from(".")),
+        framework: args.framework,
+        title: args.title,
+        env: args.server_env,
     };
+    let file = args
+        .start
+        .config
+        .as_deref()
+        .map(ConfigFile::load)
+        .transpose();
+    let settings = file
+        .map_err(clutch::egg::EggError::from)
+        .and_then(|file| clutch::egg::settings(&app, args.start.flags, file));
+    match settings {
+        Ok(s) => run(s),
+        Err(e) => {
+            clutch::log::line(&format!("clutch egg: {e}"));
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn run(settings: clutch::Settings) -> ExitCode {
     // The library leaves the embedding process's limits alone; the CLI owns its process.
     if let Err(e) = clutch::sys::process::raise_fd_limit() {
         tracing::debug!("cannot raise the open-file limit: {e}");

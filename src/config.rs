@@ -215,6 +215,15 @@ pub struct Settings {
     /// `clutch:connection` object (egg-cluster's app workers expect
     /// `sticky-session:connection`).
     pub node_sticky_message: Option<String>,
+    /// Speak egg-cluster's lifecycle: `egg-ready`, `egg-pids`, `agent-start` to the apps,
+    /// `listening` counts as `app-start`, `reload-worker` restarts the apps.
+    pub egg: bool,
+    /// What `egg-ready` carries to the agent and the apps: egg-cluster's options (set by
+    /// `clutch egg`; not a flag). Without it, what `cluster-ready` carries.
+    pub egg_options: Option<serde_json::Value>,
+    /// Inject the listen preload into Node app workers when the master owns the port in
+    /// shared mode (see `crate::node`).
+    pub node_preload: bool,
 }
 
 impl Default for Settings {
@@ -244,6 +253,9 @@ impl Default for Settings {
             proxy_timeout: Duration::from_millis(3_000),
             app_dialect: Dialect::Auto,
             node_sticky_message: None,
+            egg: false,
+            egg_options: None,
+            node_preload: true,
         }
     }
 }

@@ -112,10 +112,12 @@
 
 pub mod channel;
 pub mod config;
+pub mod egg;
 pub mod error;
 pub(crate) mod listen;
 pub mod log;
 pub mod master;
+pub mod node;
 pub mod protocol;
 pub mod sticky;
 pub mod sys;

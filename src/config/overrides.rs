@@ -94,6 +94,16 @@ overrides! {
         /// `sticky-session:connection`.
         #[arg(long, value_name = "STRING")]
         pub node_sticky_message: Option<String>,
+        /// egg-cluster's lifecycle messages: egg-ready, egg-pids, agent-start to the apps;
+        /// `listening` from an app worker counts as app-start; reload-worker restarts the
+        /// app workers (`clutch egg` sets it).
+        #[arg(long, num_args = 0, default_missing_value = "true")]
+        pub egg: Option<bool>,
+        /// Do not inject clutch's listen preload (NODE_OPTIONS=--require) into Node app
+        /// workers; by default, with --port in shared mode, `server.listen(CLUTCH_PORT)` in
+        /// a Node worker listens on the inherited socket instead of binding.
+        #[arg(long, num_args = 0, default_missing_value = "true")]
+        pub no_node_preload: Option<bool>,
         /// When a worker is ready: `message` (it sends agent-start / app-start), `spawn` (at
         /// once), `delay:MS` (MS after spawn, if alive), `notify` (it sends READY=1 to its
         /// own NOTIFY_SOCKET, as with systemd) or `tcp:PORT` (a connect to 127.0.0.1:PORT
@@ -208,6 +218,10 @@ impl Overrides {
             &mut s.node_sticky_message,
             self.node_sticky_message.clone().map(Some),
         );
+        set(&mut s.egg, self.egg);
+        if let Some(off) = self.no_node_preload {
+            s.node_preload = !off;
+        }
         set(&mut s.ready, self.ready);
         set(&mut s.agent_ready, self.agent_ready.map(Some));
         set(&mut s.ready_timeout, ms(&self.ready_timeout));

@@ -333,7 +333,9 @@ impl Prepared {
             };
             let metrics = Rc::new(Metrics::default());
             let registry = Rc::new(Registry::default());
-            let messenger = Rc::new(Messenger::new(sink, registry, metrics.clone()));
+            let messenger = Rc::new(
+                Messenger::new(sink, registry, metrics.clone()).with_egg_names(settings.egg),
+            );
             let mut parent_outbox = None;
             if let Some((stream, outbox)) = parent_stream {
                 let src = Source {

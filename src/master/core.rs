@@ -20,6 +20,7 @@ use crate::config::{ReadyMode, RestartPolicy, Settings};
 use crate::error::Error;
 use crate::master::ClusterInfo;
 use crate::master::metrics::{ExitReason, Metrics, RestartReason};
+use crate::master::names::Names;
 use crate::master::restart::{Decision, RestartTracker};
 use crate::master::worker::{Role, WorkerId, WorkerInfo, WorkerName};
 use crate::protocol::{Endpoint, Message};
@@ -273,6 +274,8 @@ pub struct Core {
     failure: Option<Error>,
     metrics: Rc<Metrics>,
     reload: Option<reload::Reload>,
+    /// The lifecycle messages' names: clutch's or egg-cluster's.
+    names: Names,
     fx: Vec<Effect>,
 }
 
@@ -299,6 +302,7 @@ impl Core {
             slots.insert(id, slot(Role::App, id, tracker(Duration::ZERO)));
         }
         Core {
+            names: Names::from_settings(&settings),
             settings,
             has_agent,
             info,
@@ -597,19 +601,21 @@ impl Core {
         }
         match w.role {
             Role::Agent => {
-                self.send(Message::new("cluster-pids", json!([pid])).to(Endpoint::App));
+                self.send(Message::new(self.names.pids, json!([pid])).to(Endpoint::App));
                 match self.phase {
                     ClusterPhase::Starting => self.start_apps(now),
                     ClusterPhase::Ready => {
                         self.send(
-                            Message::new("cluster-pids", json!(self.ready_app_pids()))
+                            Message::new(self.names.pids, json!(self.ready_app_pids()))
                                 .to(Endpoint::Agent),
                         );
-                        self.send(
-                            Message::new("cluster-ready", json!(self.info())).to(Endpoint::Agent),
-                        );
+                        let data = self.ready_data();
+                        self.send(Message::new(self.names.ready, data).to(Endpoint::Agent));
                     }
                     ClusterPhase::Stopping { .. } => {}
+                }
+                if self.names.agent_start_to_apps {
+                    self.send(Message::new("agent-start", json!(null)).to(Endpoint::App));
                 }
             }
             Role::App => {
@@ -620,7 +626,7 @@ impl Core {
                     });
                 }
                 let agent: Vec<u32> = self.ready_agent_pid().into_iter().collect();
-                self.send(Message::new("cluster-pids", json!(agent)).to_pid(pid));
+                self.send(Message::new(self.names.pids, json!(agent)).to_pid(pid));
                 match self.phase {
                     ClusterPhase::Starting => {
                         // The agent hears of every change of the set, during the start too.
@@ -630,7 +636,8 @@ impl Core {
                         }
                     }
                     ClusterPhase::Ready => {
-                        self.send(Message::new("cluster-ready", json!(self.info())).to_pid(pid));
+                        let data = self.ready_data();
+                        self.send(Message::new(self.names.ready, data).to_pid(pid));
                         self.send_app_pids_to_agent();
                     }
                     ClusterPhase::Stopping { .. } => {}
@@ -667,11 +674,24 @@ impl Core {
             info.workers,
             if self.has_agent { " and an agent" } else { "" },
         );
-        let data = json!(info);
+        let workers_data = self.ready_data();
         for to in [Endpoint::Agent, Endpoint::App, Endpoint::Parent] {
-            self.send(Message::new("cluster-ready", data.clone()).to(to));
+            let data = match to {
+                Endpoint::Parent => json!(info),
+                _ => workers_data.clone(),
+            };
+            self.send(Message::new(self.names.ready, data).to(to));
         }
         self.fx.push(Effect::ClusterReady(info));
+    }
+
+    /// What the ready message carries to workers: egg's options in the egg dialect, else
+    /// the cluster info.
+    fn ready_data(&self) -> serde_json::Value {
+        match &self.names.ready_data {
+            Some(options) => options.clone(),
+            None => json!(self.info()),
+        }
     }
 
     fn ready_agent_pid(&self) -> Option<u32> {
@@ -692,7 +712,7 @@ impl Core {
     fn send_app_pids_to_agent(&mut self) {
         if self.ready_agent_pid().is_some() {
             let msg =
-                Message::new("cluster-pids", json!(self.ready_app_pids())).to(Endpoint::Agent);
+                Message::new(self.names.pids, json!(self.ready_app_pids())).to(Endpoint::Agent);
             self.send(msg);
         }
     }
@@ -831,7 +851,7 @@ impl Core {
             ClusterPhase::Ready => {
                 match w.role {
                     Role::Agent if self.ready_agent_pid().is_none() => {
-                        self.send(Message::new("cluster-pids", json!([])).to(Endpoint::App));
+                        self.send(Message::new(self.names.pids, json!([])).to(Endpoint::App));
                     }
                     Role::Agent => {}
                     Role::App => self.send_app_pids_to_agent(),

@@ -10,6 +10,8 @@ mod accepting;
 mod bookkeeping;
 #[path = "core_tests/recycle.rs"]
 mod recycle;
+#[path = "core_tests/egg.rs"]
+mod egg;
 #[path = "core_tests/regressions.rs"]
 mod regressions;
 #[path = "core_tests/reload.rs"]

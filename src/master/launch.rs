@@ -3,7 +3,7 @@
 //! how it went.
 
 use crate::channel::Outbox;
-use crate::config::ReadyMode;
+use crate::config::{Dialect, ReadyMode};
 use crate::error::Error;
 use crate::listen::PortPlan;
 use crate::master::core::Input;
@@ -68,6 +68,19 @@ impl Cluster {
             // Three heartbeats per timeout: one lost to a slow moment is not a death.
             let every = (t.as_millis() / 3).max(1);
             env.push(("CLUTCH_HEARTBEAT_MS".into(), every.to_string()));
+        }
+        // A Node server's own `listen(CLUTCH_PORT)` takes the inherited socket (crate::node).
+        if !listeners.is_empty()
+            && s.node_preload
+            && s.app_dialect.resolve(&command) == Dialect::Node
+        {
+            match crate::node::preload_path() {
+                Ok(p) => env.push(("NODE_OPTIONS".into(), crate::node::node_options(&s.env, p))),
+                Err(e) => tracing::warn!(
+                    "app worker {slot} runs without the listen preload ({e}); its own \
+                     listen(PORT) binds the port itself (--no-node-preload silences this)"
+                ),
+            }
         }
         if let Some(n) = &notify {
             env.push(("NOTIFY_SOCKET".into(), n.address()));

@@ -9,12 +9,12 @@
 use crate::error::Error;
 use crate::listen::PortPlan;
 use crate::master::State;
-use crate::master::core::{Command, Core, Effect, Input, ReloadEvent, Timer};
+use crate::master::core::{Command, Core, Effect, Goal, Input, ReloadEvent, Timer};
 use crate::master::liveness::{self, Liveness};
 use crate::master::messenger::{Messenger, Outcome, Source};
 use crate::master::owner::Order;
 use crate::master::tasks::Closed;
-use crate::master::worker::{WorkerId, WorkerInfo};
+use crate::master::worker::{Role, WorkerId, WorkerInfo};
 use crate::protocol::{Endpoint, Message};
 use crate::sticky::handoff::Handoff;
 use crate::sticky::listener::accept_loop;
@@ -270,6 +270,25 @@ impl Cluster {
         }
     }
 
+    /// egg-development's `reload-worker` (on a code change): each app slot restarts as
+    /// an operator's restart does, its worker serving until the new one is ready.
+    fn reload_apps(&mut self) {
+        let slots: Vec<u32> = self
+            .core
+            .slots()
+            .filter(|s| s.role == Role::App && s.goal == Goal::Running)
+            .map(|s| s.id)
+            .collect();
+        tracing::info!("reload-worker: restarting {} app worker(s)", slots.len());
+        for slot in slots {
+            let (reply, mut answer) = oneshot::channel();
+            self.handle(Event::Command(Command::Restart { slot }, reply));
+            if let Ok(Err(why)) = answer.try_recv() {
+                tracing::warn!("reload-worker: app worker {slot} not restarted: {why}");
+            }
+        }
+    }
+
     fn order(&self, worker: WorkerId, order: Order) {
         if let Some(owned) = self.owned.get(&worker) {
             let _ = owned.orders.send(order);
@@ -312,6 +331,9 @@ impl Cluster {
             Event::Timer(timer) => self.input(Input::Timer(timer)),
             Event::ToMaster(msg) => {
                 tracing::debug!("message to the master: {}", msg.action);
+                if msg.action == "reload-worker" && self.core.settings().egg {
+                    self.reload_apps();
+                }
                 self.messenger.deliver_to_handle(msg);
             }
             Event::Signal(name) => self.input(Input::Signal(name)),

@@ -70,6 +70,8 @@ pub struct Messenger {
     parent: RefCell<ParentSink>,
     /// An outbox that crossed the high-water mark while routing; the reader waits on it.
     congested: RefCell<Option<Rc<Outbox>>>,
+    /// egg-cluster's dialect: an app worker's `listening` says it is ready.
+    egg: bool,
 }
 
 const FROM_PREFIX: [&[u8]; 4] = [
@@ -97,7 +99,14 @@ impl Messenger {
             metrics,
             parent: RefCell::new(parent),
             congested: RefCell::new(None),
+            egg: false,
         }
+    }
+
+    /// Hears egg-cluster's readiness names too (`--egg`).
+    pub fn with_egg_names(mut self, egg: bool) -> Messenger {
+        self.egg = egg;
+        self
     }
 
     /// The table of live workers it routes through.
@@ -183,7 +192,7 @@ impl Messenger {
             },
         };
         if let Some(w) = src.worker
-            && action == w.role.ready_action()
+            && crate::master::names::is_ready_action(w.role, action, self.egg)
             && matches!(to, None | Some(Endpoint::Master))
         {
             return Outcome::Ready;

@@ -12,6 +12,7 @@ pub(crate) mod lifecycle;
 pub(crate) mod liveness;
 pub(crate) mod messenger;
 pub mod metrics;
+pub mod names;
 pub(crate) mod owner;
 pub(crate) mod readiness;
 pub(crate) mod registry;
