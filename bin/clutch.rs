@@ -24,6 +24,9 @@ enum Command {
     /// Start a cluster. With no APP_CMD (and no `app` in --config), runs the built-in demo:
     /// an agent and N app workers serving HTTP on --port (default 7001).
     Start(Box<StartArgs>),
+    /// Talk to a running master: list, inspect, stats, watch, restart, stop, start, scale,
+    /// kill, signal, send, shutdown (see `clutch ctl --help`).
+    Ctl(clutch::control::client::CtlArgs),
     /// Run as a demo worker (used by the demo cluster itself).
     #[command(name = "demo-worker", hide = true)]
     DemoWorker,
@@ -48,6 +51,7 @@ fn main() -> ExitCode {
                 ExitCode::from(1)
             }
         },
+        Command::Ctl(args) => ExitCode::from(clutch::control::client::run(args)),
         Command::Start(args) => {
             clutch::log::init();
             let code = start(*args);

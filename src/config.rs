@@ -208,6 +208,21 @@ pub struct Settings {
     /// `clutch:connection` object (egg-cluster's app workers expect
     /// `sticky-session:connection`).
     pub node_sticky_message: Option<String>,
+    /// Where `clutch ctl` reaches the master.
+    pub control: ControlSocket,
+    /// Who else may use the control socket, and as what (`--control-users`).
+    pub control_users: Option<PathBuf>,
+}
+
+/// Where the master listens for `clutch ctl`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ControlSocket {
+    /// Nowhere (`--no-control`; the default for an embedded [`crate::Master`]).
+    Off,
+    /// `$XDG_RUNTIME_DIR/clutch/NAME.sock`, else `/tmp/clutch-UID/NAME.sock`.
+    Default,
+    /// Here (`--control-socket`).
+    At(PathBuf),
 }
 
 impl Default for Settings {
@@ -234,6 +249,8 @@ impl Default for Settings {
             proxy_timeout: Duration::from_millis(3_000),
             app_dialect: Dialect::Auto,
             node_sticky_message: None,
+            control: ControlSocket::Default,
+            control_users: None,
         }
     }
 }

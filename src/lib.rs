@@ -97,6 +97,7 @@
 
 pub mod channel;
 pub mod config;
+pub mod control;
 pub mod demo;
 pub mod error;
 pub mod listen;

@@ -50,6 +50,8 @@ pub enum Event {
     FromHandle(Vec<u8>),
     /// An operator's command; the answer says whether it was taken.
     Command(Command, oneshot::Sender<Result<(), String>>),
+    /// A `clutch ctl` request, its caller's role already checked.
+    Control(crate::control::Call, oneshot::Sender<crate::control::Answer>),
     /// The handle asks for a graceful stop.
     Shutdown,
     /// The handle was dropped: kill everything now.
@@ -63,6 +65,8 @@ pub struct Plan {
     /// The public port and who listens on it.
     pub port: PortPlan,
     pub handle_signals: bool,
+    /// The control socket, bound, to serve.
+    pub control: Option<crate::control::server::Control>,
 }
 
 /// Where the loop publishes its state for the handle.
@@ -90,6 +94,7 @@ pub(super) struct Cluster {
     accept_task: Option<tokio::task::JoinHandle<()>>,
     /// Inputs produced while carrying out effects (a spawn's result), handled next.
     queue: VecDeque<Input>,
+    pub(super) control: crate::master::control_handler::ControlState,
 }
 
 /// Runs a cluster until it has stopped. `Ok` after a requested stop, `Err` when it could not
@@ -122,6 +127,9 @@ pub async fn run(
         }
         _ => (None, None),
     };
+    if let Some(control) = plan.control.take() {
+        spawn_local(crate::control::server::serve(control, events.clone()));
+    }
     let guard = Rc::new(RefCell::new(guard));
     // A guard that dies is replaced at once: protection never lapses silently.
     let supervised = Rc::downgrade(&guard);
@@ -143,6 +151,7 @@ pub async fn run(
         handoff,
         accept_task,
         queue: VecDeque::new(),
+        control: Default::default(),
     };
     c.input(Input::Start);
     while !c.core.done() {
@@ -172,9 +181,11 @@ impl Cluster {
     pub(super) fn input(&mut self, input: Input) {
         self.queue.push_back(input);
         while let Some(input) = self.queue.pop_front() {
+            let seen = self.control_before(&input);
             for effect in self.core.handle(Instant::now(), input) {
                 self.apply(effect);
             }
+            self.control_after(seen);
         }
     }
 
@@ -184,6 +195,7 @@ impl Cluster {
     }
 
     fn apply(&mut self, effect: Effect) {
+        self.control_effect(&effect);
         match effect {
             Effect::Spawn {
                 worker,
@@ -236,6 +248,19 @@ impl Cluster {
         }
     }
 
+    /// Carries out an operator's command and what it leads to; refused with the reason.
+    pub(super) fn command(&mut self, cmd: Command) -> Result<(), String> {
+        self.core.command(Instant::now(), cmd).map(|effects| {
+            for effect in effects {
+                self.apply(effect);
+            }
+            let queued: Vec<Input> = self.queue.drain(..).collect();
+            for input in queued {
+                self.input(input);
+            }
+        })
+    }
+
     fn order(&self, worker: WorkerId, order: Order) {
         if let Some(owned) = self.owned.get(&worker) {
             let _ = owned.orders.send(order);
@@ -279,17 +304,10 @@ impl Cluster {
                 }
             }
             Event::Command(cmd, reply) => {
-                let result = self.core.command(Instant::now(), cmd).map(|effects| {
-                    for effect in effects {
-                        self.apply(effect);
-                    }
-                    let queued: Vec<Input> = self.queue.drain(..).collect();
-                    for input in queued {
-                        self.input(input);
-                    }
-                });
+                let result = self.command(cmd);
                 let _ = reply.send(result);
             }
+            Event::Control(call, reply) => self.control(call, reply),
             Event::Shutdown => self.input(Input::Shutdown),
             Event::Kill => self.input(Input::Kill),
         }
