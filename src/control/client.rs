@@ -151,6 +151,17 @@ fn run_inner(args: CtlArgs) -> Result<(), Failed> {
             }
             let _ = writeln!(out, "stopped");
         }
+        CtlCommand::Restart { .. }
+        | CtlCommand::Stop { .. }
+        | CtlCommand::Start { .. }
+        | CtlCommand::Scale { .. } => {
+            let _ = writeln!(
+                out,
+                "{}: done in {} ms",
+                result["command"].as_str().unwrap_or("?"),
+                result["took_ms"]
+            );
+        }
         _ => {
             let _ = writeln!(out, "{result}");
         }

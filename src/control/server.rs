@@ -139,7 +139,7 @@ async fn answer(
     };
     if let Err(e) = allowed(&cmd, caller, users) {
         if cmd.changes_state() {
-            tracing::info!(target: "clutch::audit", "{caller} {}: refused: {e}", cmd.name());
+            tracing::info!(target: "clutch::audit", "audit: {caller} {}: refused: {e}", cmd.name());
         }
         return Reply::Line(protocol::error_line(req.id, &e));
     }

@@ -63,7 +63,6 @@ struct Pending {
 
 /// What an input was about, noted before the core handles it.
 pub(super) enum Seen {
-    Ready(WorkerId),
     Exited { slot: u32, parked: bool },
 }
 
@@ -111,7 +110,7 @@ impl Cluster {
             Ok(_) => "done".to_string(),
             Err(e) => format!("failed: {e}"),
         };
-        tracing::info!(target: "clutch::audit", "{caller} {what}: {outcome}");
+        tracing::info!(target: "clutch::audit", "audit: {caller} {what}: {outcome}");
         self.emit(|| {
             json!({"event": "ctl.command", "uid": caller.uid, "user": caller.name,
                    "command": what, "ok": result.is_ok(), "result": outcome})
@@ -531,8 +530,15 @@ impl Cluster {
                 self.emit(|| ev);
                 None
             }
+            // The core takes a readiness only from a live worker that is starting; the
+            // event goes before the effects it leads to (the old worker's stop).
             Input::Ready { worker } | Input::Timer(super::core::Timer::ReadyDelay(worker)) => {
-                Some(Seen::Ready(*worker))
+                if self.core.worker(*worker).is_some_and(|w| w.phase == Phase::Starting) {
+                    let mut ev = self.worker_json(*worker);
+                    ev["event"] = json!("worker.ready");
+                    self.emit(|| ev);
+                }
+                None
             }
             Input::Exited { worker, exit } => {
                 let w = self.core.worker(*worker)?.clone();
@@ -555,13 +561,6 @@ impl Cluster {
     /// After the core handled an input: the events it led to, and the commands it finished.
     pub(super) fn control_after(&mut self, seen: Option<Seen>) {
         match seen {
-            Some(Seen::Ready(w)) => {
-                if self.core.worker(w).is_some_and(|w| w.phase == Phase::Ready) {
-                    let mut ev = self.worker_json(w);
-                    ev["event"] = json!("worker.ready");
-                    self.emit(|| ev);
-                }
-            }
             Some(Seen::Exited { slot, parked }) => {
                 if !parked && self.core.slots().any(|s| s.id == slot && s.parked) {
                     self.emit(|| json!({"event": "worker.parked", "slot": slot}));

@@ -628,6 +628,7 @@ pub async fn ping(master: &mut Master, to: To, pid: u32, token: &str) {
     )
     .await;
 }
+pub mod ctl;
 pub mod memory;
 pub mod net;
 pub mod stdio;
