@@ -26,6 +26,7 @@ enum Command {
     Start(Box<StartArgs>),
     /// Talk to a running master: list, inspect, stats, watch, restart, stop, start, scale,
     /// kill, signal, send, shutdown (see `clutch ctl --help`).
+    #[command(after_help = clutch::control::client::AFTER_HELP)]
     Ctl(clutch::control::client::CtlArgs),
     /// Run as a demo worker (used by the demo cluster itself).
     #[command(name = "demo-worker", hide = true)]

@@ -44,7 +44,9 @@ fn a_second_master_with_the_same_name_fails() {
 
     let mut first = Clutch::spawn(start_ok(rt));
     assert!(
-        common::wait_until(DEADLINE, || ctl(rt, &["--name", "twin", "list"]).status.success()),
+        common::wait_until(DEADLINE, || ctl(rt, &["--name", "twin", "list"])
+            .status
+            .success()),
         "{}",
         first.stderr.text()
     );
@@ -67,14 +69,25 @@ fn a_second_master_with_the_same_name_fails() {
     assert_eq!(out.status.code(), Some(2));
     let mut second = Clutch::spawn(start_ok(rt));
     assert!(
-        common::wait_until(DEADLINE, || ctl(rt, &["--name", "twin", "list"]).status.success()),
+        common::wait_until(DEADLINE, || ctl(rt, &["--name", "twin", "list"])
+            .status
+            .success()),
         "{}",
         second.stderr.text()
     );
-    assert!(second.stderr.text().contains("replacing the stale control socket"));
+    assert!(
+        second
+            .stderr
+            .text()
+            .contains("replacing the stale control socket")
+    );
     // A graceful stop removes the socket.
     let out = ctl(rt, &["--name", "twin", "shutdown"]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     second.finish(DEADLINE);
     assert!(!socket.exists());
 }

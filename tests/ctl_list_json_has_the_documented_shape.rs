@@ -30,8 +30,17 @@ fn list_json_has_the_documented_shape() {
         assert_eq!(
             keys(w),
             [
-                "cpu_percent", "generation", "id", "last_exit", "pid", "ready", "restarts",
-                "role", "rss_bytes", "state", "uptime_ms"
+                "cpu_percent",
+                "generation",
+                "id",
+                "last_exit",
+                "pid",
+                "ready",
+                "restarts",
+                "role",
+                "rss_bytes",
+                "state",
+                "uptime_ms"
             ]
         );
         assert_eq!(w["state"], "ready");
@@ -47,7 +56,10 @@ fn list_json_has_the_documented_shape() {
     let table = c.ctl(&["ls"]);
     assert!(table.status.success());
     let table = String::from_utf8_lossy(&table.stdout);
-    assert!(table.contains("id") && table.contains("rss") && table.contains("agent"), "{table}");
+    assert!(
+        table.contains("id") && table.contains("rss") && table.contains("agent"),
+        "{table}"
+    );
 
     let pid = ctl::row(&list, 1)["pid"].as_u64().unwrap();
     let inspect = c.ctl_json(&["inspect", &format!("pid:{pid}")]);
@@ -61,7 +73,13 @@ fn list_json_has_the_documented_shape() {
     assert_eq!(inspect["slot"]["id"], 1);
 
     let stats = c.ctl_json(&["stats", "--json"]);
-    for k in ["messages_routed", "messages_dropped", "restarts", "exits", "log_lines_dropped"] {
+    for k in [
+        "messages_routed",
+        "messages_dropped",
+        "restarts",
+        "exits",
+        "log_lines_dropped",
+    ] {
         assert!(stats.get(k).is_some(), "{k} in {stats}");
     }
 }

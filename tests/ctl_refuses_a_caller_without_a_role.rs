@@ -7,10 +7,16 @@ use common::ctl;
 
 fn as_nobody(c: &ctl::CtlCluster, args: &[&str]) -> std::process::Output {
     let mut cmd = std::process::Command::new("setpriv");
-    cmd.args(["--reuid=65534", "--regid=65534", "--clear-groups", common::clutch_bin(), "ctl"])
-        .arg("--socket")
-        .arg(&c.socket)
-        .args(args);
+    cmd.args([
+        "--reuid=65534",
+        "--regid=65534",
+        "--clear-groups",
+        common::clutch_bin(),
+        "ctl",
+    ])
+    .arg("--socket")
+    .arg(&c.socket)
+    .args(args);
     cmd.output().unwrap()
 }
 
@@ -21,7 +27,10 @@ fn a_caller_without_a_role_is_refused() {
     let out = as_nobody(&c, &["list"]);
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "{err}");
-    assert!(err.contains("permission denied") && err.contains("uid 65534"), "{err}");
+    assert!(
+        err.contains("permission denied") && err.contains("uid 65534"),
+        "{err}"
+    );
     assert!(err.contains("has no role"), "{err}");
 }
 
@@ -32,17 +41,27 @@ fn control_users_grants_viewer_which_may_list_but_not_restart() {
     let c = ctl::start(1, &["--control-users", users.path().to_str().unwrap()]);
     c.open_to_everyone();
     let out = as_nobody(&c, &["list", "--json"]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let list: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let pid = ctl::row(&list, 1)["pid"].as_u64().unwrap();
 
     let out = as_nobody(&c, &["restart", "1"]);
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "{err}");
-    assert!(err.contains("needs the operator role") && err.contains("is a viewer"), "{err}");
+    assert!(
+        err.contains("needs the operator role") && err.contains("is a viewer"),
+        "{err}"
+    );
     assert_eq!(ctl::row(&c.ctl_json(&["list", "--json"]), 1)["pid"], pid);
     let log = c.clutch.stderr.text();
-    assert!(log.contains("audit: nobody (uid 65534) restart: refused"), "{log}");
+    assert!(
+        log.contains("audit: nobody (uid 65534) restart: refused"),
+        "{log}"
+    );
 }
 
 #[test]

@@ -34,5 +34,8 @@ fn restart_is_not_a_crash() {
     assert_eq!(stats["exits"]["replaced"], 1, "{stats}");
     assert_eq!(stats["exits"]["unexpected"], 0, "{stats}");
     let audit = c.clutch.stderr.text();
-    assert!(audit.contains("audit: root (uid 0) restart 1: done"), "{audit}");
+    assert!(
+        audit.contains("audit: root (uid 0) restart 1: done"),
+        "{audit}"
+    );
 }

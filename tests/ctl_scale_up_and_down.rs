@@ -5,14 +5,21 @@ mod common;
 use common::ctl;
 
 fn ids(list: &serde_json::Value) -> Vec<u64> {
-    ctl::apps(list).iter().map(|w| w["id"].as_u64().unwrap()).collect()
+    ctl::apps(list)
+        .iter()
+        .map(|w| w["id"].as_u64().unwrap())
+        .collect()
 }
 
 #[test]
 fn scale_up_and_down() {
     let c = ctl::start(2, &[]);
     let out = c.ctl(&["scale", "+2"]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     // The answer waits for the new workers to be ready.
     let list = c.ctl_json(&["list", "--json"]);
     assert!(ctl::all_ready(&list, 4), "{list}");
@@ -21,12 +28,20 @@ fn scale_up_and_down() {
 
     let retired = ctl::row(&list, 4)["pid"].as_u64().unwrap() as u32;
     let out = c.ctl(&["scale", "-1"]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(!common::alive(retired));
     assert_eq!(ids(&c.ctl_json(&["list", "--json"])), [1, 2, 3]);
 
     let out = c.ctl(&["scale", "2"]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert_eq!(ids(&c.ctl_json(&["list", "--json"])), [1, 2]);
 
     // gunicorn's signals: TTIN adds one, TTOU retires one.

@@ -11,7 +11,11 @@ fn stop_and_start_a_slot() {
     let before = c.ctl_json(&["list", "--json"]);
     let old = ctl::row(&before, 2)["pid"].as_u64().unwrap() as u32;
     let out = c.ctl(&["stop", "2"]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(!common::alive(old));
     let list = c.ctl_json(&["list", "--json"]);
     let row = ctl::row(&list, 2);
@@ -20,11 +24,18 @@ fn stop_and_start_a_slot() {
     assert_eq!(row["last_exit"]["signal"], "SIGTERM");
     // Longer than the restart delay: a stopped slot is not restarted.
     std::thread::sleep(Duration::from_millis(500));
-    assert_eq!(ctl::row(&c.ctl_json(&["list", "--json"]), 2)["state"], "stopped");
+    assert_eq!(
+        ctl::row(&c.ctl_json(&["list", "--json"]), 2)["state"],
+        "stopped"
+    );
 
     // A second stop is refused by nobody but changes nothing; a start fills the slot.
     let out = c.ctl(&["start", "2"]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let list = c.ctl_json(&["list", "--json"]);
     let row = ctl::row(&list, 2);
     assert_eq!(row["state"], "ready", "{list}");

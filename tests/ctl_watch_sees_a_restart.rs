@@ -10,7 +10,9 @@ use std::io::BufRead;
 #[test]
 fn watch_sees_a_restart() {
     let c = ctl::start(2, &[]);
-    let old = ctl::row(&c.ctl_json(&["list", "--json"]), 1)["pid"].as_u64().unwrap();
+    let old = ctl::row(&c.ctl_json(&["list", "--json"]), 1)["pid"]
+        .as_u64()
+        .unwrap();
     let mut watch = c
         .ctl_cmd(&["watch", "--json"])
         .stdout(std::process::Stdio::piped())
@@ -32,12 +34,19 @@ fn watch_sees_a_restart() {
     assert_eq!(first["snapshot"]["workers"].as_array().unwrap().len(), 3);
 
     let out = c.ctl(&["restart", "1"]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 
     let mut seen: Vec<Value> = Vec::new();
     let done = |seen: &[Value]| seen.iter().any(|e| e["event"] == "ctl.command");
     while !done(&seen) {
-        seen.push(rx.recv_timeout(DEADLINE).unwrap_or_else(|_| panic!("events so far: {seen:?}")));
+        seen.push(
+            rx.recv_timeout(DEADLINE)
+                .unwrap_or_else(|_| panic!("events so far: {seen:?}")),
+        );
     }
     let names: Vec<&str> = seen.iter().map(|e| e["event"].as_str().unwrap()).collect();
     let at = |name: &str| names.iter().position(|n| *n == name);

@@ -29,9 +29,19 @@ fn garbage_does_not_disturb_the_master() {
         answers.push(serde_json::from_str::<serde_json::Value>(&line).unwrap());
     }
     assert_eq!(answers[0]["ok"], false);
-    assert!(answers[0]["error"].as_str().unwrap().contains("not a request"));
+    assert!(
+        answers[0]["error"]
+            .as_str()
+            .unwrap()
+            .contains("not a request")
+    );
     assert_eq!(answers[1]["id"], 7);
-    assert!(answers[1]["error"].as_str().unwrap().contains("not a command"));
+    assert!(
+        answers[1]["error"]
+            .as_str()
+            .unwrap()
+            .contains("not a command")
+    );
     assert_eq!(answers[2]["id"], 8);
     assert!(answers[2]["error"].as_str().unwrap().contains("no slot 99"));
     assert_eq!(answers[3]["id"], 9);
@@ -47,13 +57,18 @@ fn garbage_does_not_disturb_the_master() {
     // More connections than the master serves at once: the extra ones are told so.
     let held: Vec<UnixStream> = (0..80).map(|_| connect(&c)).collect();
     let mut extra = connect(&c);
-    extra.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    extra
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
     let mut reply = String::new();
     let _ = extra.read_to_string(&mut reply);
     assert!(reply.contains("too many control connections"), "{reply}");
     drop(held);
 
-    let after = c.wait_for(|l| l["cluster"]["state"] == "ready", "the master still answering");
+    let after = c.wait_for(
+        |l| l["cluster"]["state"] == "ready",
+        "the master still answering",
+    );
     assert_eq!(ctl::row(&after, 1)["pid"], ctl::row(&before, 1)["pid"]);
     assert!(common::alive(c.clutch.pid()));
 }

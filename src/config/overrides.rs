@@ -1,7 +1,9 @@
 //! What a user gives: one [`Overrides`] type read both from flags (clap) and from a config
 //! file (serde), so each setting is declared once, with its help text.
 
-use super::{ConfigError, ControlSocket, Dialect, ListenMode, ReadyMode, RestartPolicy, Settings, bad};
+use super::{
+    ConfigError, ControlSocket, Dialect, ListenMode, ReadyMode, RestartPolicy, Settings, bad,
+};
 use serde::{Deserialize, Deserializer};
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};

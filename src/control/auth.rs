@@ -104,14 +104,11 @@ impl Users {
             })?;
         let mut users = Users::default();
         for (key, value) in map {
-            let role = value
-                .as_str()
-                .and_then(ControlRole::parse)
-                .ok_or_else(|| {
-                    in_file(format!(
-                        "key `{key}`: {value} is not a role; use viewer, operator or admin"
-                    ))
-                })?;
+            let role = value.as_str().and_then(ControlRole::parse).ok_or_else(|| {
+                in_file(format!(
+                    "key `{key}`: {value} is not a role; use viewer, operator or admin"
+                ))
+            })?;
             if let Some(group) = key.strip_prefix('@') {
                 let g = Group::from_name(group)
                     .map_err(|e| in_file(format!("key `{key}`: cannot look the group up: {e}")))?
@@ -182,11 +179,15 @@ mod tests {
 
     #[test]
     fn a_bad_file_names_the_key() {
-        let e = load(r#"{"no-such-user-here": "viewer"}"#).unwrap_err().to_string();
+        let e = load(r#"{"no-such-user-here": "viewer"}"#)
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("key `no-such-user-here`"), "{e}");
         let e = load(r#"{"root": "god"}"#).unwrap_err().to_string();
         assert!(e.contains("key `root`") && e.contains("not a role"), "{e}");
-        let e = load(r#"{"@no-such-group-here": "viewer"}"#).unwrap_err().to_string();
+        let e = load(r#"{"@no-such-group-here": "viewer"}"#)
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("no group"), "{e}");
         let e = load("[1]").unwrap_err().to_string();
         assert!(e.contains("JSON object"), "{e}");

@@ -12,15 +12,21 @@ use std::os::unix::net::UnixStream;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-/// Talk to a running master over its control socket.
-///
-/// Targets: `all`, `app` (every app worker), `agent`, a slot id (`3`), or `pid:1234`.
-/// Roles: viewer (list, inspect, stats, watch), operator (+ restart, stop, start, scale,
-/// signal, send), admin (+ kill, shutdown). The master's own user and root are admin;
-/// others need `clutch start --control-users FILE`.
-///
-/// Exit codes: 0 done, 1 the operation failed or timed out, 2 usage error, refused, or no
-/// master running.
+/// What `clutch ctl --help` says after the commands.
+pub const AFTER_HELP: &str = "\
+Targets: `all`, `app` (every app worker), `agent`, a slot id (`3`), or `pid:1234`.
+
+Roles: viewer (list, inspect, stats, watch), operator (+ restart, stop, start, scale, \
+signal, send), admin (+ kill, shutdown). The master's own user and root are admin; other \
+users need `clutch start --control-users FILE`.
+
+The socket: --socket PATH, else $XDG_RUNTIME_DIR/clutch/NAME.sock, else \
+/tmp/clutch-UID/NAME.sock (NAME from --name, default clutch).
+
+Exit codes: 0 done, 1 the operation failed or timed out, 2 usage error, refused, or no \
+master running.";
+
+/// `clutch ctl`'s flags and command.
 #[derive(Debug, Args)]
 pub struct CtlArgs {
     /// The cluster's name (`clutch start --name`), to find its socket [default: clutch].
@@ -138,7 +144,11 @@ fn run_inner(args: CtlArgs) -> Result<(), Failed> {
             let _ = out.write_all(table(&result).as_bytes());
         }
         CtlCommand::Stats { json: false } | CtlCommand::Inspect { .. } => {
-            let _ = writeln!(out, "{}", serde_json::to_string_pretty(&result).unwrap_or_default());
+            let _ = writeln!(
+                out,
+                "{}",
+                serde_json::to_string_pretty(&result).unwrap_or_default()
+            );
         }
         CtlCommand::Shutdown => {
             let _ = writeln!(out, "stopping");
@@ -190,11 +200,17 @@ fn request_of(c: &CtlCommand) -> Result<(&'static str, Value), Failed> {
         ),
         CtlCommand::Kill { target, signal } => {
             let sig = parse_signal(signal).map_err(usage)?;
-            ("kill", json!({"target": target.to_string(), "signal": sig.as_str()}))
+            (
+                "kill",
+                json!({"target": target.to_string(), "signal": sig.as_str()}),
+            )
         }
         CtlCommand::Signal { signal, target } => {
             let sig = parse_signal(signal).map_err(usage)?;
-            ("signal", json!({"target": target.to_string(), "signal": sig.as_str()}))
+            (
+                "signal",
+                json!({"target": target.to_string(), "signal": sig.as_str()}),
+            )
         }
         CtlCommand::Send {
             to,
@@ -230,7 +246,10 @@ impl Connection {
         let stream = UnixStream::connect(path).map_err(|e| match e.kind() {
             std::io::ErrorKind::NotFound => (
                 2,
-                format!("no clutch {label} is running: no socket at {}", path.display()),
+                format!(
+                    "no clutch {label} is running: no socket at {}",
+                    path.display()
+                ),
             ),
             std::io::ErrorKind::ConnectionRefused => (
                 2,
@@ -264,7 +283,12 @@ impl Connection {
             Ok(0) => Err((1, "the master closed the connection".into())),
             Ok(_) => serde_json::from_str(&line)
                 .map_err(|e| (1, format!("a bad line from the master ({e}): {line}"))),
-            Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => {
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) =>
+            {
                 Err((1, "timed out".into()))
             }
             Err(e) => Err((1, format!("cannot read from the master: {e}"))),
@@ -273,10 +297,18 @@ impl Connection {
 
     fn call(&mut self, cmd: &str, args: Value, timeout: Duration) -> Result<Value, Failed> {
         self.send(cmd, args)?;
-        let _ = self.stream.set_read_timeout(Some(timeout.max(Duration::from_millis(1))));
+        let _ = self
+            .stream
+            .set_read_timeout(Some(timeout.max(Duration::from_millis(1))));
         let reply = self.read().map_err(|(c, e)| {
             if e == "timed out" {
-                (c, format!("`{cmd}` not done after {}s; it may still finish (clutch ctl watch)", timeout.as_secs()))
+                (
+                    c,
+                    format!(
+                        "`{cmd}` not done after {}s; it may still finish (clutch ctl watch)",
+                        timeout.as_secs()
+                    ),
+                )
             } else {
                 (c, e)
             }
@@ -284,9 +316,11 @@ impl Connection {
         if reply["ok"] == json!(true) {
             return Ok(reply["result"].clone());
         }
-        let error = reply["error"].as_str().unwrap_or("the master failed").to_string();
-        let code = if error.starts_with("permission denied") || error.contains("is not a command")
-        {
+        let error = reply["error"]
+            .as_str()
+            .unwrap_or("the master failed")
+            .to_string();
+        let code = if error.starts_with("permission denied") || error.contains("is not a command") {
             2
         } else {
             1
@@ -301,7 +335,11 @@ impl Connection {
             let line = self.read()?;
             if line.get("ok") == Some(&json!(false)) {
                 let e = line["error"].as_str().unwrap_or("refused").to_string();
-                let code = if e.starts_with("permission denied") { 2 } else { 1 };
+                let code = if e.starts_with("permission denied") {
+                    2
+                } else {
+                    1
+                };
                 return Err((code, e));
             }
             if line.get("ok").is_some() {
@@ -351,7 +389,18 @@ fn table(list: &Value) -> String {
         c["workers"],
         c["generation"],
     );
-    let header = ["id", "role", "pid", "state", "gen", "uptime", "restarts", "cpu", "rss", "last exit"];
+    let header = [
+        "id",
+        "role",
+        "pid",
+        "state",
+        "gen",
+        "uptime",
+        "restarts",
+        "cpu",
+        "rss",
+        "last exit",
+    ];
     let mut rows: Vec<Vec<String>> = vec![header.iter().map(|h| h.to_string()).collect()];
     let dash = || "-".to_string();
     for w in list["workers"].as_array().into_iter().flatten() {
@@ -364,7 +413,9 @@ fn table(list: &Value) -> String {
             opt(&w["generation"]),
             w["uptime_ms"].as_u64().map_or_else(dash, human_ms),
             w["restarts"].to_string(),
-            w["cpu_percent"].as_f64().map_or_else(dash, |p| format!("{p:.1}%")),
+            w["cpu_percent"]
+                .as_f64()
+                .map_or_else(dash, |p| format!("{p:.1}%")),
             w["rss_bytes"].as_u64().map_or_else(dash, human_bytes),
             match (&w["last_exit"]["code"], &w["last_exit"]["signal"]) {
                 (Value::Number(n), _) => format!("code {n}"),
@@ -377,7 +428,11 @@ fn table(list: &Value) -> String {
         .map(|i| rows.iter().map(|r| r[i].len()).max().unwrap_or(0))
         .collect();
     for r in rows {
-        let line: Vec<String> = r.iter().zip(&widths).map(|(c, w)| format!("{c:<w$}")).collect();
+        let line: Vec<String> = r
+            .iter()
+            .zip(&widths)
+            .map(|(c, w)| format!("{c:<w$}"))
+            .collect();
         out.push_str(line.join("  ").trim_end());
         out.push('\n');
     }

@@ -80,7 +80,10 @@ fn ticks_per_second() -> f64 {
 
 fn page_size() -> u64 {
     use nix::unistd::{SysconfVar, sysconf};
-    sysconf(SysconfVar::PAGE_SIZE).ok().flatten().unwrap_or(4096) as u64
+    sysconf(SysconfVar::PAGE_SIZE)
+        .ok()
+        .flatten()
+        .unwrap_or(4096) as u64
 }
 
 /// Milliseconds, for JSON.
@@ -94,7 +97,12 @@ mod tests {
 
     #[test]
     fn secrets_are_recognised_and_our_own_process_is_read() {
-        for k in ["AWS_SECRET_ACCESS_KEY", "github_token", "DB_PASS", "Authorization"] {
+        for k in [
+            "AWS_SECRET_ACCESS_KEY",
+            "github_token",
+            "DB_PASS",
+            "Authorization",
+        ] {
             assert!(looks_secret(k), "{k}");
         }
         for k in ["PATH", "HOME", "CLUTCH_NAME"] {

@@ -45,7 +45,9 @@ impl Request {
             "stop" => Cmd::Stop(target()?),
             "start" => Cmd::Start(target()?),
             "scale" => Cmd::Scale(match &self.args["workers"] {
-                Value::Number(n) => Scale::To(n.as_u64().ok_or("`workers` must be a count")? as usize),
+                Value::Number(n) => {
+                    Scale::To(n.as_u64().ok_or("`workers` must be a count")? as usize)
+                }
                 _ => self.str_arg("workers")?.parse()?,
             }),
             "kill" => Cmd::Kill(
@@ -143,8 +145,16 @@ mod tests {
             cmd(r#"{"id":1,"cmd":"signal","args":{"target":"1","signal":"usr2"}}"#),
             Ok(Cmd::Signal(Signal::SIGUSR2, Target::Slot(1)))
         ));
-        assert!(cmd(r#"{"id":1,"cmd":"restart"}"#).unwrap_err().contains("args.target"));
-        assert!(cmd(r#"{"id":1,"cmd":"rm -rf"}"#).unwrap_err().contains("not a command"));
+        assert!(
+            cmd(r#"{"id":1,"cmd":"restart"}"#)
+                .unwrap_err()
+                .contains("args.target")
+        );
+        assert!(
+            cmd(r#"{"id":1,"cmd":"rm -rf"}"#)
+                .unwrap_err()
+                .contains("not a command")
+        );
         assert!(cmd("garbage").unwrap_err().contains("not a request"));
     }
 

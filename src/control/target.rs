@@ -62,6 +62,11 @@ mod tests {
             assert_eq!(t.parse::<Target>().unwrap().to_string(), t);
         }
         assert!("pid:x".parse::<Target>().unwrap_err().contains("pid:1234"));
-        assert!("apps".parse::<Target>().unwrap_err().contains("not a target"));
+        assert!(
+            "apps"
+                .parse::<Target>()
+                .unwrap_err()
+                .contains("not a target")
+        );
     }
 }

@@ -182,12 +182,19 @@ impl Cluster {
             }
             let after: Vec<u32> = self.app_slots();
             for id in after.iter().filter(|id| !before.contains(id)) {
-                if let Some(w) = self.core.slots().find(|s| s.id == *id).and_then(|s| s.current)
+                if let Some(w) = self
+                    .core
+                    .slots()
+                    .find(|s| s.id == *id)
+                    .and_then(|s| s.current)
                 {
                     p.ready.push((*id, w));
                 }
             }
-            p.empty = before.into_iter().filter(|id| !after.contains(id)).collect();
+            p.empty = before
+                .into_iter()
+                .filter(|id| !after.contains(id))
+                .collect();
             self.emit(|| json!({"event": "cluster.scaled", "from": now, "to": to}));
             return Ok(p);
         }
@@ -291,13 +298,23 @@ impl Cluster {
                 return None;
             }
         }
-        let slots: Vec<u32> = p.ready.iter().map(|(s, _)| *s).chain(p.empty.iter().copied()).collect();
+        let slots: Vec<u32> = p
+            .ready
+            .iter()
+            .map(|(s, _)| *s)
+            .chain(p.empty.iter().copied())
+            .collect();
         Some(Ok(json!({"command": p.what, "slots": slots,
                        "took_ms": ms(p.since.elapsed())})))
     }
 
     /// Carries out a core command and what it leads to.
-    fn signal_workers(&mut self, target: Target, sig: Signal, group: bool) -> Result<Value, String> {
+    fn signal_workers(
+        &mut self,
+        target: Target,
+        sig: Signal,
+        group: bool,
+    ) -> Result<Value, String> {
         let workers: Vec<(WorkerId, u32)> = self
             .core
             .workers()
@@ -350,8 +367,13 @@ impl Cluster {
         };
         let mut rows = Vec::new();
         for s in self.core.slots() {
-            let ids: Vec<WorkerId> =
-                s.current.iter().chain(&s.incoming).chain(&s.draining).copied().collect();
+            let ids: Vec<WorkerId> = s
+                .current
+                .iter()
+                .chain(&s.incoming)
+                .chain(&s.draining)
+                .copied()
+                .collect();
             for id in &ids {
                 if let Some(w) = self.core.worker(*id) {
                     let usage = w.pid.and_then(procinfo::usage);
@@ -501,9 +523,7 @@ impl Cluster {
         }
         self.control.seq += 1;
         let mut ev = event();
-        let time_ms = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| ms(d));
+        let time_ms = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, ms);
         ev["seq"] = json!(self.control.seq);
         ev["time_ms"] = json!(time_ms);
         let _ = self.control.events.send(Arc::from(ev.to_string()));
@@ -533,7 +553,11 @@ impl Cluster {
             // The core takes a readiness only from a live worker that is starting; the
             // event goes before the effects it leads to (the old worker's stop).
             Input::Ready { worker } | Input::Timer(super::core::Timer::ReadyDelay(worker)) => {
-                if self.core.worker(*worker).is_some_and(|w| w.phase == Phase::Starting) {
+                if self
+                    .core
+                    .worker(*worker)
+                    .is_some_and(|w| w.phase == Phase::Starting)
+                {
                     let mut ev = self.worker_json(*worker);
                     ev["event"] = json!("worker.ready");
                     self.emit(|| ev);
@@ -560,13 +584,13 @@ impl Cluster {
 
     /// After the core handled an input: the events it led to, and the commands it finished.
     pub(super) fn control_after(&mut self, seen: Option<Seen>) {
-        match seen {
-            Some(Seen::Exited { slot, parked }) => {
-                if !parked && self.core.slots().any(|s| s.id == slot && s.parked) {
-                    self.emit(|| json!({"event": "worker.parked", "slot": slot}));
-                }
-            }
-            None => {}
+        if let Some(Seen::Exited {
+            slot,
+            parked: false,
+        }) = seen
+            && self.core.slots().any(|s| s.id == slot && s.parked)
+        {
+            self.emit(|| json!({"event": "worker.parked", "slot": slot}));
         }
         self.settle();
     }
@@ -575,21 +599,36 @@ impl Cluster {
     pub(super) fn control_effect(&mut self, effect: &Effect) {
         match effect {
             Effect::Spawn { slot, .. } => {
-                let restarts = self.core.slots().find(|s| s.id == *slot).map_or(0, |s| s.restarts);
-                let seen = self.control.restarts_seen.insert(*slot, restarts).unwrap_or(0);
+                let restarts = self
+                    .core
+                    .slots()
+                    .find(|s| s.id == *slot)
+                    .map_or(0, |s| s.restarts);
+                let seen = self
+                    .control
+                    .restarts_seen
+                    .insert(*slot, restarts)
+                    .unwrap_or(0);
                 if restarts > seen {
-                    self.emit(|| json!({"event": "worker.restarted", "slot": slot,
-                                        "restarts": restarts}));
+                    self.emit(|| {
+                        json!({"event": "worker.restarted", "slot": slot,
+                                        "restarts": restarts})
+                    });
                 }
             }
-            Effect::Stop { worker, .. } | Effect::Kill { worker } => {
-                if self.control.events.receiver_count() > 0 {
-                    let mut ev = self.worker_json(*worker);
-                    ev["event"] = json!("worker.stopping");
-                    ev["intent"] = json!(self.core.worker(*worker).and_then(|w| w.intent).map(intent_str));
-                    ev["kill"] = json!(matches!(effect, Effect::Kill { .. }));
-                    self.emit(|| ev);
-                }
+            Effect::Stop { worker, .. } | Effect::Kill { worker }
+                if self.control.events.receiver_count() > 0 =>
+            {
+                let mut ev = self.worker_json(*worker);
+                ev["event"] = json!("worker.stopping");
+                ev["intent"] = json!(
+                    self.core
+                        .worker(*worker)
+                        .and_then(|w| w.intent)
+                        .map(intent_str)
+                );
+                ev["kill"] = json!(matches!(effect, Effect::Kill { .. }));
+                self.emit(|| ev);
             }
             Effect::ClusterReady(info) => {
                 let workers = info.workers;
@@ -620,7 +659,10 @@ fn describe(cmd: &Cmd) -> String {
         Cmd::Scale(Scale::Down(k)) => format!("scale -{k}"),
         Cmd::Kill(t, s) => format!("kill {t} --signal {}", s.as_str()),
         Cmd::Signal(s, t) => format!("signal {} {t}", s.as_str()),
-        Cmd::Send(line) => format!("send {}", String::from_utf8_lossy(&line[..line.len().min(200)])),
+        Cmd::Send(line) => format!(
+            "send {}",
+            String::from_utf8_lossy(&line[..line.len().min(200)])
+        ),
         other => other.name().to_string(),
     }
 }

@@ -51,7 +51,10 @@ pub enum Event {
     /// An operator's command; the answer says whether it was taken.
     Command(Command, oneshot::Sender<Result<(), String>>),
     /// A `clutch ctl` request, its caller's role already checked.
-    Control(crate::control::Call, oneshot::Sender<crate::control::Answer>),
+    Control(
+        crate::control::Call,
+        oneshot::Sender<crate::control::Answer>,
+    ),
     /// The handle asks for a graceful stop.
     Shutdown,
     /// The handle was dropped: kill everything now.

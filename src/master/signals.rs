@@ -28,7 +28,11 @@ pub fn listen_for_signals(events: &UnboundedSender<Event>) -> Result<(), Error> 
     }
     for (kind, name, by) in [
         (SignalKind::from_raw(libc::SIGTTIN), "SIGTTIN", Scale::Up(1)),
-        (SignalKind::from_raw(libc::SIGTTOU), "SIGTTOU", Scale::Down(1)),
+        (
+            SignalKind::from_raw(libc::SIGTTOU),
+            "SIGTTOU",
+            Scale::Down(1),
+        ),
     ] {
         let mut sig = signal(kind).map_err(|e| Error::io("cannot handle signals", e))?;
         let events = events.clone();

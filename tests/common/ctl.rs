@@ -17,6 +17,11 @@ pub struct CtlCluster {
 /// `clutch start -w APPS --agent FIXTURE --control-socket DIR/ctl.sock FLAGS -- FIXTURE`,
 /// waited for until `ctl list` says it is ready.
 pub fn start(apps: usize, flags: &[&str]) -> CtlCluster {
+    start_with_app(apps, flags, &[])
+}
+
+/// As [`start`], with `app_args` for the app fixture.
+pub fn start_with_app(apps: usize, flags: &[&str], app_args: &[&str]) -> CtlCluster {
     let dir = tempfile::tempdir().unwrap();
     let socket = dir.path().join("ctl.sock");
     let agent = fixture().to_string();
@@ -26,13 +31,17 @@ pub fn start(apps: usize, flags: &[&str]) -> CtlCluster {
     args.extend(["--control-socket", &sock]);
     args.extend_from_slice(flags);
     args.extend(["--", fixture()]);
+    args.extend_from_slice(app_args);
     let clutch = Clutch::spawn(clutch_start(&args));
     let c = CtlCluster {
         clutch,
         socket,
         dir,
     };
-    c.wait_for(|l| l["cluster"]["state"] == "ready", "the cluster to be ready");
+    c.wait_for(
+        |l| l["cluster"]["state"] == "ready",
+        "the cluster to be ready",
+    );
     c
 }
 
@@ -59,7 +68,10 @@ impl CtlCluster {
             self.clutch.stderr.text()
         );
         serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
-            panic!("clutch ctl {args:?}: not JSON ({e}): {}", String::from_utf8_lossy(&out.stdout))
+            panic!(
+                "clutch ctl {args:?}: not JSON ({e}): {}",
+                String::from_utf8_lossy(&out.stdout)
+            )
         })
     }
 
@@ -90,8 +102,7 @@ impl CtlCluster {
     /// Lets every user reach the socket, so that the master's own uid check (not the file's
     /// mode) is what decides: the directory traversable, the socket 0666. Tests only.
     pub fn open_to_everyone(&self) {
-        std::fs::set_permissions(self.dir.path(), std::fs::Permissions::from_mode(0o711))
-            .unwrap();
+        std::fs::set_permissions(self.dir.path(), std::fs::Permissions::from_mode(0o711)).unwrap();
         std::fs::set_permissions(&self.socket, std::fs::Permissions::from_mode(0o666)).unwrap();
     }
 }

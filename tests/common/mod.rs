@@ -198,7 +198,10 @@ pub fn clutch_start(args: &[&str]) -> std::process::Command {
     cmd.arg("start");
     // Tests run many masters of the default name at once: only the ones about the control
     // socket get one.
-    if !args.iter().any(|a| a.starts_with("--control") || *a == "--no-control") {
+    if !args
+        .iter()
+        .any(|a| a.starts_with("--control") || *a == "--no-control")
+    {
         cmd.arg("--no-control");
     }
     cmd.args(args)
