@@ -11,8 +11,19 @@ pub struct Usage {
     pub rss_bytes: u64,
 }
 
+/// Seconds since boot (`/proc/uptime`), read once per `list` for every worker's CPU %.
+pub fn system_uptime() -> Option<f64> {
+    std::fs::read_to_string("/proc/uptime")
+        .ok()?
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()
+}
+
 /// Reads `/proc/PID/stat` and `/proc/PID/statm`; `None` when the process is gone.
-pub fn usage(pid: u32) -> Option<Usage> {
+/// `uptime` is [`system_uptime`].
+pub fn usage(pid: u32, uptime: f64) -> Option<Usage> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     // The command name may hold spaces and parentheses: the fields start after the last `)`.
     let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
@@ -20,12 +31,6 @@ pub fn usage(pid: u32) -> Option<Usage> {
     // Field 14 (utime) is at index 11 here: index 0 is field 3 (state).
     let (utime, stime, start) = (num(11)?, num(12)?, num(19)?);
     let tck = ticks_per_second();
-    let uptime: f64 = std::fs::read_to_string("/proc/uptime")
-        .ok()?
-        .split_whitespace()
-        .next()?
-        .parse()
-        .ok()?;
     let alive = (uptime - start as f64 / tck).max(0.001);
     let cpu_percent = ((utime + stime) as f64 / tck) / alive * 100.0;
     let statm = std::fs::read_to_string(format!("/proc/{pid}/statm")).ok()?;
@@ -109,7 +114,7 @@ mod tests {
             assert!(!looks_secret(k), "{k}");
         }
         let me = std::process::id();
-        let u = usage(me).unwrap();
+        let u = usage(me, system_uptime().unwrap()).unwrap();
         assert!(u.rss_bytes > 0 && u.cpu_percent >= 0.0);
         assert!(open_fds(me).unwrap() >= 3);
         assert!(environment(me).unwrap().iter().any(|(k, _)| k == "PATH"));

@@ -366,6 +366,7 @@ impl Cluster {
             ClusterPhase::Stopping { .. } => "stopping",
         };
         let mut rows = Vec::new();
+        let uptime = procinfo::system_uptime().unwrap_or(0.0);
         for s in self.core.slots() {
             let ids: Vec<WorkerId> = s
                 .current
@@ -376,7 +377,7 @@ impl Cluster {
                 .collect();
             for id in &ids {
                 if let Some(w) = self.core.worker(*id) {
-                    let usage = w.pid.and_then(procinfo::usage);
+                    let usage = w.pid.and_then(|p| procinfo::usage(p, uptime));
                     rows.push(json!({
                         "id": s.id,
                         "role": w.role.as_str(),
@@ -452,7 +453,7 @@ impl Cluster {
             .filter_map(|id| self.core.worker(*id))
             .map(|w| {
                 let pid = w.pid;
-                let usage = pid.and_then(procinfo::usage);
+                let usage = pid.and_then(|p| procinfo::usage(p, procinfo::system_uptime()?));
                 let env = pid.and_then(procinfo::environment).map(|env| {
                     env.into_iter()
                         .map(|(k, v)| (k, Value::String(v)))
