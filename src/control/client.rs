@@ -362,10 +362,16 @@ impl Connection {
 }
 
 fn describe_event(ev: &Value) -> String {
+    // The time of day in UTC, to the millisecond: enough to follow a watch as it runs.
+    let t = ev["time_ms"].as_u64().unwrap_or(0);
+    let day = (t / 1000) % 86400;
     let mut s = format!(
-        "#{} {} {}",
+        "#{} {:02}:{:02}:{:02}.{:03}Z {}",
         ev["seq"],
-        ev["time_ms"],
+        day / 3600,
+        day / 60 % 60,
+        day % 60,
+        t % 1000,
         ev["event"].as_str().unwrap_or("?")
     );
     if let Some(o) = ev.as_object() {
