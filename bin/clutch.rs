@@ -30,6 +30,10 @@ enum Command {
     /// messages): `clutch egg [BASEDIR] -w 4 -p 7001`. Takes start's flags, on port 7001
     /// by default.
     Egg(Box<EggArgs>),
+    /// Talk to a running master: list, inspect, stats, watch, restart, stop, start, scale,
+    /// kill, signal, send, shutdown (see `clutch ctl --help`).
+    #[command(after_help = clutch::control::client::AFTER_HELP)]
+    Ctl(clutch::control::client::CtlArgs),
     /// Run as a demo worker (used by the demo cluster itself).
     #[command(name = "demo-worker", hide = true)]
     DemoWorker,
@@ -73,6 +77,7 @@ fn main() -> ExitCode {
                 ExitCode::from(1)
             }
         },
+        Command::Ctl(args) => ExitCode::from(clutch::control::client::run(args)),
         Command::Start(args) => {
             clutch::log::init();
             let code = start(*args);

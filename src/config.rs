@@ -224,6 +224,21 @@ pub struct Settings {
     /// Inject the listen preload into Node app workers when the master owns the port in
     /// shared mode (see `crate::node`).
     pub node_preload: bool,
+    /// Where `clutch ctl` reaches the master.
+    pub control: ControlSocket,
+    /// Who else may use the control socket, and as what (`--control-users`).
+    pub control_users: Option<PathBuf>,
+}
+
+/// Where the master listens for `clutch ctl`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ControlSocket {
+    /// Nowhere (`--no-control`; the default for an embedded [`crate::Master`]).
+    Off,
+    /// `$XDG_RUNTIME_DIR/clutch/NAME.sock`, else `/tmp/clutch-UID/NAME.sock`.
+    Default,
+    /// Here (`--control-socket`).
+    At(PathBuf),
 }
 
 impl Default for Settings {
@@ -256,6 +271,8 @@ impl Default for Settings {
             egg: false,
             egg_options: None,
             node_preload: true,
+            control: ControlSocket::Default,
+            control_users: None,
         }
     }
 }

@@ -113,6 +113,7 @@
 pub mod channel;
 pub mod config;
 pub mod egg;
+pub mod control;
 pub mod error;
 pub(crate) mod listen;
 pub mod log;

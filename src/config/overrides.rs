@@ -1,7 +1,9 @@
 //! What a user gives: one [`Overrides`] type read both from flags (clap) and from a config
 //! file (serde), so each setting is declared once, with its help text.
 
-use super::{ConfigError, Dialect, ListenMode, ReadyMode, RestartPolicy, Settings, bad};
+use super::{
+    ConfigError, ControlSocket, Dialect, ListenMode, ReadyMode, RestartPolicy, Settings, bad,
+};
 use serde::{Deserialize, Deserializer};
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -160,6 +162,18 @@ overrides! {
         /// The cluster's name, for log lines and CLUTCH_NAME [default: clutch].
         #[arg(long)]
         pub name: Option<String>,
+        /// Where `clutch ctl` reaches this master [default:
+        /// $XDG_RUNTIME_DIR/clutch/NAME.sock, else /tmp/clutch-UID/NAME.sock].
+        #[arg(long, value_name = "PATH", conflicts_with = "no_control")]
+        pub control_socket: Option<PathBuf>,
+        /// No control socket: `clutch ctl` cannot reach this master.
+        #[arg(long, num_args = 0, default_missing_value = "true")]
+        pub no_control: Option<bool>,
+        /// A JSON object granting other local users a role on the control socket:
+        /// {"alice": "operator", "@ops": "viewer"} (a user, or @ and a group; roles:
+        /// viewer, operator, admin). The master's own user and root are always admin.
+        #[arg(long, value_name = "FILE")]
+        pub control_users: Option<PathBuf>,
         /// Extra environment variables for every worker (config file only: an object of
         /// strings); a worker's own CLUTCH_* variables are not overridden.
         #[arg(skip)]
@@ -187,6 +201,12 @@ impl Overrides {
         }
         if self.reuseport == Some(true) {
             lower.sticky = None;
+        }
+        if self.control_socket.is_some() {
+            lower.no_control = None;
+        }
+        if self.no_control == Some(true) {
+            lower.control_socket = None;
         }
         self.or(lower)
     }
@@ -241,6 +261,13 @@ impl Overrides {
         set(&mut s.max_message_size, self.max_message_size);
         set(&mut s.pid_file, self.pid_file.clone().map(Some));
         set(&mut s.name, self.name.clone());
+        if let Some(path) = &self.control_socket {
+            s.control = ControlSocket::At(path.clone());
+        }
+        if self.no_control == Some(true) {
+            s.control = ControlSocket::Off;
+        }
+        set(&mut s.control_users, self.control_users.clone().map(Some));
         if let Some(env) = &self.env {
             s.env
                 .extend(env.iter().map(|(k, v)| (k.clone(), v.clone())));

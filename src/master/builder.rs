@@ -207,6 +207,13 @@ impl MasterBuilder {
         self
     }
 
+    /// Listen for `clutch ctl` on a Unix socket at `path` (0600; the master's user and
+    /// root are admin, others need [`Settings::control_users`]).
+    pub fn control_socket(mut self, path: impl Into<PathBuf>) -> Self {
+        self.settings.control = crate::config::ControlSocket::At(path.into());
+        self
+    }
+
     /// The settings as built so far.
     pub fn settings(&self) -> &Settings {
         &self.settings
@@ -269,6 +276,7 @@ impl MasterBuilder {
             .as_deref()
             .map(PidFile::write)
             .transpose()?;
+        let control = bind_control(&settings)?;
         let parent_fd = match self.parent {
             ParentKind::FromEnv => parent_fd_from_env()?,
             ParentKind::Handle => None,
@@ -279,6 +287,7 @@ impl MasterBuilder {
             parent_fd,
             handle_signals: self.handle_signals,
             pid_file,
+            control,
         })
     }
 }
@@ -291,6 +300,7 @@ struct Prepared {
     parent_fd: Option<OwnedFd>,
     handle_signals: bool,
     pid_file: Option<PidFile>,
+    control: Option<crate::control::server::Control>,
 }
 
 impl Prepared {
@@ -308,6 +318,7 @@ impl Prepared {
             handle_signals,
             // Held to the end of the run: dropping it removes the file.
             pid_file: _pid_file,
+            control,
         } = self;
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
@@ -370,6 +381,7 @@ impl Prepared {
                 agent,
                 port,
                 handle_signals,
+                control,
             };
             let result = lifecycle::run(plan, core, messenger, events, inbox, published).await;
             if let Some(outbox) = parent_outbox {
@@ -379,6 +391,23 @@ impl Prepared {
             result
         })
     }
+}
+
+/// Binds the control socket (and reads who may use it) before any worker starts: a name
+/// another master holds is a start error.
+fn bind_control(settings: &Settings) -> Result<Option<crate::control::server::Control>, Error> {
+    use crate::config::ControlSocket;
+    let (path, default) = match &settings.control {
+        ControlSocket::Off => return Ok(None),
+        ControlSocket::Default => (crate::control::socket::default_path(&settings.name), true),
+        ControlSocket::At(p) => (p.clone(), false),
+    };
+    let users = match &settings.control_users {
+        Some(file) => crate::control::Users::load(file)?,
+        None => crate::control::Users::default(),
+    };
+    let bound = crate::control::socket::bind(&path, default)?;
+    Ok(Some(crate::control::server::Control { bound, users }))
 }
 
 /// The master's pid file, removed when dropped: after the run, or when the start fails

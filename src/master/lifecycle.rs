@@ -61,6 +61,11 @@ pub enum Event {
     Hangup,
     /// Time to check heartbeats and memory ([`super::liveness`]).
     LivenessTick,
+    /// A `clutch ctl` request, its caller's role already checked.
+    Control(
+        crate::control::Call,
+        oneshot::Sender<crate::control::Answer>,
+    ),
     /// The handle asks for a graceful stop.
     Shutdown,
     /// The handle was dropped: kill everything now.
@@ -74,6 +79,8 @@ pub struct Plan {
     /// The public port and who listens on it.
     pub port: PortPlan,
     pub handle_signals: bool,
+    /// The control socket, bound, to serve.
+    pub control: Option<crate::control::server::Control>,
 }
 
 /// Where the loop publishes its state for the handle.
@@ -104,6 +111,7 @@ pub(super) struct Cluster {
     /// Who follows the reload in progress.
     reload_progress: Vec<UnboundedSender<ReloadEvent>>,
     pub(super) liveness: Liveness,
+    pub(super) control: crate::master::control_handler::ControlState,
 }
 
 /// Runs a cluster until it has stopped. `Ok` after a requested stop, `Err` when it could not
@@ -137,6 +145,9 @@ pub async fn run(
         }
         _ => (None, None),
     };
+    if let Some(control) = plan.control.take() {
+        spawn_local(crate::control::server::serve(control, events.clone()));
+    }
     let guard = Rc::new(RefCell::new(guard));
     // A guard that dies is replaced at once: protection never lapses silently.
     let supervised = Rc::downgrade(&guard);
@@ -160,6 +171,7 @@ pub async fn run(
         queue: VecDeque::new(),
         reload_progress: Vec::new(),
         liveness: Liveness::default(),
+        control: Default::default(),
     };
     if let Some(period) = liveness::period(
         c.core.settings().heartbeat_timeout,
@@ -195,9 +207,11 @@ impl Cluster {
     pub(super) fn input(&mut self, input: Input) {
         self.queue.push_back(input);
         while let Some(input) = self.queue.pop_front() {
+            let seen = self.control_before(&input);
             for effect in self.core.handle(Instant::now(), input) {
                 self.apply(effect);
             }
+            self.control_after(seen);
         }
     }
 
@@ -207,6 +221,7 @@ impl Cluster {
     }
 
     fn apply(&mut self, effect: Effect) {
+        self.control_effect(&effect);
         match effect {
             Effect::Spawn {
                 worker,
@@ -289,23 +304,23 @@ impl Cluster {
         }
     }
 
+    /// Carries out an operator's command and what it leads to; refused with the reason.
+    pub(super) fn command(&mut self, cmd: Command) -> Result<(), String> {
+        self.core.command(Instant::now(), cmd).map(|effects| {
+            for effect in effects {
+                self.apply(effect);
+            }
+            let queued: Vec<Input> = self.queue.drain(..).collect();
+            for input in queued {
+                self.input(input);
+            }
+        })
+    }
+
     fn order(&self, worker: WorkerId, order: Order) {
         if let Some(owned) = self.owned.get(&worker) {
             let _ = owned.orders.send(order);
         }
-    }
-
-    /// Carries out an operator's command and what it leads to.
-    fn command(&mut self, cmd: Command) -> Result<(), String> {
-        let effects = self.core.command(Instant::now(), cmd)?;
-        for effect in effects {
-            self.apply(effect);
-        }
-        let queued: Vec<Input> = self.queue.drain(..).collect();
-        for input in queued {
-            self.input(input);
-        }
-        Ok(())
     }
 
     fn handle(&mut self, ev: Event) {
@@ -370,6 +385,7 @@ impl Cluster {
                     tracing::warn!("SIGHUP: not reloading: {e}");
                 }
             }
+            Event::Control(call, reply) => self.control(call, reply),
             Event::Shutdown => self.input(Input::Shutdown),
             Event::Kill => self.input(Input::Kill),
         }

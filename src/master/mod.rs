@@ -6,6 +6,7 @@
 //! child's parent-death signal fires when the *thread* that forked it exits.
 
 pub mod builder;
+mod control_handler;
 pub(crate) mod core;
 pub(crate) mod launch;
 pub(crate) mod lifecycle;
@@ -73,9 +74,13 @@ pub struct Master {
 }
 
 impl Master {
-    /// A builder with default settings.
+    /// A builder with default settings (and no control socket: see
+    /// [`MasterBuilder::control_socket`]).
     pub fn builder() -> MasterBuilder {
-        MasterBuilder::from_settings(Settings::default())
+        MasterBuilder::from_settings(Settings {
+            control: crate::config::ControlSocket::Off,
+            ..Settings::default()
+        })
     }
 
     /// Waits until every worker is ready, or the start failed.

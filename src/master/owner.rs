@@ -32,6 +32,9 @@ pub enum Order {
     Stop { grace: Duration },
     /// SIGKILL to the group now.
     Kill,
+    /// `signal` to the group (`group`) or to the child alone, now (`clutch ctl kill` and
+    /// `signal`). The exit it may cause carries no intent: the restart policy judges it.
+    Signal { signal: Signal, group: bool },
 }
 
 /// The channel's reader, as the owner holds it: how to stop it, and how to know it read
@@ -75,6 +78,13 @@ pub async fn own(
                 }
                 Order::Kill => {
                     let _ = signal_group(pid, Signal::SIGKILL);
+                }
+                Order::Signal { signal, group: true } => {
+                    let _ = signal_group(pid, signal);
+                }
+                Order::Signal { signal, group: false } => {
+                    // Not reaped yet (this task reaps it), so the pid is still this child's.
+                    let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid as i32), signal);
                 }
             },
             _ = tokio::time::sleep_until(deadline.unwrap_or_else(Instant::now)), if deadline.is_some() => {

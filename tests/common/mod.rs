@@ -195,8 +195,16 @@ pub fn wait_exit(
 /// from the test's own environment.
 pub fn clutch_start(args: &[&str]) -> std::process::Command {
     let mut cmd = std::process::Command::new(clutch_bin());
-    cmd.arg("start")
-        .args(args)
+    cmd.arg("start");
+    // Tests run many masters of the default name at once: only the ones about the control
+    // socket get one.
+    if !args
+        .iter()
+        .any(|a| a.starts_with("--control") || *a == "--no-control")
+    {
+        cmd.arg("--no-control");
+    }
+    cmd.args(args)
         .env("RUST_LOG", "info")
         .env("NO_COLOR", "1")
         .env_remove("CLUTCH_CHANNEL_FD")
@@ -624,6 +632,7 @@ pub async fn ping(master: &mut Master, to: To, pid: u32, token: &str) {
     .await;
 }
 pub mod egg;
+pub mod ctl;
 pub mod memory;
 pub mod net;
 pub mod stdio;

@@ -1,0 +1,119 @@
+//! The control plane: the local socket `clutch ctl` talks to, who may do what on it, and
+//! the JSON-lines protocol (docs/CONTROL.md).
+//!
+//! The master binds the socket in `MasterBuilder::prepare` ([`socket::bind`]), so a path
+//! that is taken is a start error before any worker starts; [`server::serve`] then runs on
+//! the master's thread. Each request becomes one [`Call`] for the run loop
+//! (`Event::Control`), which answers from the core's state (src/master/control_handler.rs):
+//! there is one source of truth and no lock. Who asks is known from `SO_PEERCRED`
+//! ([`auth`]), checked per command before the run loop sees it.
+
+pub mod auth;
+pub mod client;
+pub mod procinfo;
+pub mod protocol;
+pub mod server;
+pub mod socket;
+pub mod target;
+
+use crate::sys::process::Signal;
+use serde_json::Value;
+use std::sync::Arc;
+use tokio::sync::broadcast;
+
+pub use auth::{Caller, ControlRole, Users};
+pub use target::Target;
+
+/// What the caller asks of the run loop, already checked against its role.
+#[derive(Debug, Clone)]
+pub struct Call {
+    pub cmd: Cmd,
+    pub caller: Caller,
+}
+
+/// A control command, parsed.
+#[derive(Debug, Clone)]
+pub enum Cmd {
+    List,
+    Inspect(Target),
+    Stats,
+    Watch,
+    Restart(Target),
+    Stop(Target),
+    Start(Target),
+    Scale(Scale),
+    /// Signal each worker's process group (`kill`): a crash for the restart policy.
+    Kill(Target, Signal),
+    /// Signal each worker's process only (`signal`).
+    Signal(Signal, Target),
+    /// Route a message line as the parent would.
+    Send(Vec<u8>),
+    Shutdown,
+}
+
+impl Cmd {
+    /// The command's name on the wire and in audit lines.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Cmd::List => "list",
+            Cmd::Inspect(_) => "inspect",
+            Cmd::Stats => "stats",
+            Cmd::Watch => "watch",
+            Cmd::Restart(_) => "restart",
+            Cmd::Stop(_) => "stop",
+            Cmd::Start(_) => "start",
+            Cmd::Scale(_) => "scale",
+            Cmd::Kill(..) => "kill",
+            Cmd::Signal(..) => "signal",
+            Cmd::Send(_) => "send",
+            Cmd::Shutdown => "shutdown",
+        }
+    }
+
+    /// Whether it changes the cluster (and is audited).
+    pub fn changes_state(&self) -> bool {
+        !matches!(self, Cmd::List | Cmd::Inspect(_) | Cmd::Stats | Cmd::Watch)
+    }
+
+    /// The least role that may run it.
+    pub fn needs(&self) -> ControlRole {
+        match self {
+            Cmd::List | Cmd::Inspect(_) | Cmd::Stats | Cmd::Watch => ControlRole::Viewer,
+            Cmd::Kill(..) | Cmd::Shutdown => ControlRole::Admin,
+            _ => ControlRole::Operator,
+        }
+    }
+}
+
+/// `scale N`, `scale +K`, `scale -K`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scale {
+    To(usize),
+    Up(usize),
+    Down(usize),
+}
+
+impl std::str::FromStr for Scale {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Scale, String> {
+        let bad = || format!("`{s}` is not a worker count; use N, +K or -K");
+        let n = |t: &str| t.parse::<usize>().map_err(|_| bad());
+        match s.as_bytes().first() {
+            Some(b'+') => n(&s[1..]).map(Scale::Up),
+            Some(b'-') => n(&s[1..]).map(Scale::Down),
+            _ => n(s).map(Scale::To),
+        }
+    }
+}
+
+/// What the run loop answers.
+#[derive(Debug)]
+pub enum Answer {
+    /// The result, or why it failed.
+    Done(Result<Value, String>),
+    /// `watch`: the snapshot, then every event from `events`.
+    Watch {
+        snapshot: Value,
+        events: broadcast::Receiver<Arc<str>>,
+    },
+}

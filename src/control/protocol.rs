@@ -1,0 +1,168 @@
+//! The control protocol: JSON lines. A request is `{"id":N,"cmd":"list","args":{...}}`; its
+//! answer `{"id":N,"ok":true,"result":...}` or `{"id":N,"ok":false,"error":"..."}`; `watch`
+//! streams `{"id":N,"event":{...}}` lines. See docs/CONTROL.md.
+
+use super::{Cmd, Scale, Target};
+use crate::sys::process::Signal;
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+/// The longest request line: a hostile local user must not grow the master.
+pub const MAX_REQUEST: usize = 64 * 1024;
+
+/// At most this many control connections at once; past it, new ones are told so and closed.
+pub const MAX_CONNECTIONS: usize = 64;
+
+/// A request as it arrives.
+#[derive(Debug, Deserialize)]
+pub struct Request {
+    pub id: u64,
+    pub cmd: String,
+    #[serde(default)]
+    pub args: Value,
+}
+
+impl Request {
+    /// Reads a request line; an error says what is wrong with it.
+    pub fn parse(line: &[u8]) -> Result<Request, String> {
+        serde_json::from_slice(line).map_err(|e| {
+            format!(
+                "not a request ({e}); send one JSON object per line, as in \
+                 {{\"id\":1,\"cmd\":\"list\"}}"
+            )
+        })
+    }
+
+    /// The command it asks for, with its arguments checked.
+    pub fn command(&self) -> Result<Cmd, String> {
+        let target = || -> Result<Target, String> { self.str_arg("target")?.parse() };
+        Ok(match self.cmd.as_str() {
+            "list" | "ls" => Cmd::List,
+            "inspect" => Cmd::Inspect(target()?),
+            "stats" => Cmd::Stats,
+            "watch" => Cmd::Watch,
+            "restart" => Cmd::Restart(target()?),
+            "stop" => Cmd::Stop(target()?),
+            "start" => Cmd::Start(target()?),
+            "scale" => Cmd::Scale(match &self.args["workers"] {
+                Value::Number(n) => {
+                    Scale::To(n.as_u64().ok_or("`workers` must be a count")? as usize)
+                }
+                _ => self.str_arg("workers")?.parse()?,
+            }),
+            "kill" => Cmd::Kill(
+                target()?,
+                match self.args.get("signal") {
+                    None | Some(Value::Null) => Signal::SIGKILL,
+                    Some(_) => parse_signal(self.str_arg("signal")?)?,
+                },
+            ),
+            "signal" => Cmd::Signal(parse_signal(self.str_arg("signal")?)?, target()?),
+            "send" => {
+                let msg = self.args.get("message").filter(|m| m.is_object()).ok_or(
+                    "`send` needs args.message: a message object, as in {\"action\":\"x\"}",
+                )?;
+                Cmd::Send(serde_json::to_vec(msg).expect("a Value serializes"))
+            }
+            "shutdown" => Cmd::Shutdown,
+            other => {
+                return Err(format!(
+                    "`{other}` is not a command; use list, inspect, stats, watch, restart, \
+                     stop, start, scale, kill, signal, send or shutdown"
+                ));
+            }
+        })
+    }
+
+    fn str_arg(&self, key: &str) -> Result<&str, String> {
+        self.args
+            .get(key)
+            .and_then(Value::as_str)
+            .ok_or_else(|| format!("`{}` needs args.{key} (a string)", self.cmd))
+    }
+}
+
+/// A signal by name (`USR2`, `SIGUSR2`) or number.
+pub fn parse_signal(s: &str) -> Result<Signal, String> {
+    let bad = || format!("`{s}` is not a signal; use a name such as TERM, USR2 or KILL");
+    if let Ok(n) = s.parse::<i32>() {
+        return Signal::try_from(n).map_err(|_| bad());
+    }
+    let upper = s.to_ascii_uppercase();
+    let name = if upper.starts_with("SIG") {
+        upper
+    } else {
+        format!("SIG{upper}")
+    };
+    name.parse().map_err(|_| bad())
+}
+
+/// `{"id":N,"ok":true,"result":...}` and a newline.
+pub fn ok_line(id: u64, result: Value) -> Vec<u8> {
+    line(&json!({"id": id, "ok": true, "result": result}))
+}
+
+/// `{"id":N,"ok":false,"error":"..."}` and a newline.
+pub fn error_line(id: u64, error: &str) -> Vec<u8> {
+    line(&json!({"id": id, "ok": false, "error": error}))
+}
+
+/// `{"id":N,"event":EVENT}` and a newline; `event` is already JSON.
+pub fn event_line(id: u64, event: &str) -> Vec<u8> {
+    format!("{{\"id\":{id},\"event\":{event}}}\n").into_bytes()
+}
+
+fn line(v: &Value) -> Vec<u8> {
+    let mut out = serde_json::to_vec(v).expect("a Value serializes");
+    out.push(b'\n');
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cmd(json: &str) -> Result<Cmd, String> {
+        Request::parse(json.as_bytes())?.command()
+    }
+
+    #[test]
+    fn requests_parse_into_commands() {
+        assert!(matches!(cmd(r#"{"id":1,"cmd":"ls"}"#), Ok(Cmd::List)));
+        assert!(matches!(
+            cmd(r#"{"id":1,"cmd":"restart","args":{"target":"pid:7"}}"#),
+            Ok(Cmd::Restart(Target::Pid(7)))
+        ));
+        assert!(matches!(
+            cmd(r#"{"id":1,"cmd":"scale","args":{"workers":"-2"}}"#),
+            Ok(Cmd::Scale(Scale::Down(2)))
+        ));
+        assert!(matches!(
+            cmd(r#"{"id":1,"cmd":"kill","args":{"target":"app"}}"#),
+            Ok(Cmd::Kill(Target::App, Signal::SIGKILL))
+        ));
+        assert!(matches!(
+            cmd(r#"{"id":1,"cmd":"signal","args":{"target":"1","signal":"usr2"}}"#),
+            Ok(Cmd::Signal(Signal::SIGUSR2, Target::Slot(1)))
+        ));
+        assert!(
+            cmd(r#"{"id":1,"cmd":"restart"}"#)
+                .unwrap_err()
+                .contains("args.target")
+        );
+        assert!(
+            cmd(r#"{"id":1,"cmd":"rm -rf"}"#)
+                .unwrap_err()
+                .contains("not a command")
+        );
+        assert!(cmd("garbage").unwrap_err().contains("not a request"));
+    }
+
+    #[test]
+    fn signals_by_name_or_number() {
+        assert_eq!(parse_signal("TERM"), Ok(Signal::SIGTERM));
+        assert_eq!(parse_signal("SIGHUP"), Ok(Signal::SIGHUP));
+        assert_eq!(parse_signal("9"), Ok(Signal::SIGKILL));
+        assert!(parse_signal("NOPE").is_err());
+    }
+}

@@ -1,0 +1,225 @@
+//! Serves the control socket on the master's thread: one task per connection, each request
+//! checked against the caller's role and then answered by the run loop.
+
+use super::auth::{Caller, Users};
+use super::protocol::{self, MAX_CONNECTIONS, MAX_REQUEST, Request};
+use super::socket::Bound;
+use super::{Answer, Call, Cmd};
+use crate::master::lifecycle::Event;
+use crate::protocol::codec::LineBuffer;
+use std::cell::Cell;
+use std::rc::Rc;
+use std::time::Duration;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::UnixStream;
+use tokio::sync::broadcast::error::RecvError;
+use tokio::sync::mpsc::UnboundedSender;
+use tokio::sync::oneshot;
+use tokio::task::spawn_local;
+
+/// A connection that sends no complete request for this long is closed (one that watches
+/// is not idle).
+const IDLE: Duration = Duration::from_secs(60);
+
+/// What the control server needs: the bound socket and who may use it.
+#[derive(Debug)]
+pub struct Control {
+    pub bound: Bound,
+    pub users: Users,
+}
+
+/// Accepts control connections until the master's thread ends (dropping the listener
+/// removes the socket file).
+pub(crate) async fn serve(control: Control, events: UnboundedSender<Event>) {
+    let Control { bound, users } = control;
+    let path = bound.path.clone();
+    let listener =
+        match interprocess::os::unix::uds_local_socket::tokio::Listener::try_from(bound.listener) {
+            Ok(l) => l,
+            Err(e) => {
+                tracing::error!(
+                    "cannot serve the control socket {}: {e}; clutch ctl cannot reach this master",
+                    path.display()
+                );
+                return;
+            }
+        };
+    tracing::info!("control socket: {}", path.display());
+    let users = Rc::new(users);
+    let open = Rc::new(Cell::new(0usize));
+    loop {
+        let stream = match listener.inner().accept().await {
+            Ok((s, _)) => s,
+            Err(e) => {
+                // EMFILE and the like: wait rather than spin.
+                tracing::warn!("control socket accept failed: {e}");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
+            }
+        };
+        if open.get() >= MAX_CONNECTIONS {
+            spawn_local(async move {
+                let mut s = stream;
+                let line = protocol::error_line(
+                    0,
+                    &format!("too many control connections (at most {MAX_CONNECTIONS}); try again"),
+                );
+                let _ = tokio::time::timeout(Duration::from_secs(1), s.write_all(&line)).await;
+            });
+            continue;
+        }
+        open.set(open.get() + 1);
+        let (users, events, open) = (users.clone(), events.clone(), open.clone());
+        spawn_local(async move {
+            connection(stream, &users, &events).await;
+            open.set(open.get() - 1);
+        });
+    }
+}
+
+async fn connection(mut stream: UnixStream, users: &Users, events: &UnboundedSender<Event>) {
+    let caller = match stream.peer_cred() {
+        Ok(c) => Caller::new(c.uid(), c.gid()),
+        Err(e) => {
+            tracing::warn!("control connection with no peer credentials ({e}); closed");
+            return;
+        }
+    };
+    let mut lines = LineBuffer::new(MAX_REQUEST);
+    loop {
+        let request = loop {
+            match lines.next_line() {
+                Ok(Some(line)) if line.iter().all(u8::is_ascii_whitespace) => continue,
+                Ok(Some(line)) => break Request::parse(line),
+                Ok(None) => {}
+                Err(e) => {
+                    let msg = format!("request too long: {e}; closing");
+                    let _ = stream.write_all(&protocol::error_line(0, &msg)).await;
+                    return;
+                }
+            }
+            match tokio::time::timeout(IDLE, stream.read(lines.spare())).await {
+                Ok(Ok(0)) | Ok(Err(_)) | Err(_) => return,
+                Ok(Ok(n)) => lines.filled(n),
+            }
+        };
+        let reply = match request {
+            Err(e) => protocol::error_line(0, &e),
+            Ok(req) => match answer(&req, &caller, users, events).await {
+                Reply::Line(line) => line,
+                Reply::Watch(snapshot, rx) => {
+                    watch(&mut stream, &mut lines, req.id, snapshot, rx).await;
+                    return;
+                }
+            },
+        };
+        if stream.write_all(&reply).await.is_err() {
+            return;
+        }
+    }
+}
+
+enum Reply {
+    Line(Vec<u8>),
+    Watch(
+        serde_json::Value,
+        tokio::sync::broadcast::Receiver<std::sync::Arc<str>>,
+    ),
+}
+
+async fn answer(
+    req: &Request,
+    caller: &Caller,
+    users: &Users,
+    events: &UnboundedSender<Event>,
+) -> Reply {
+    let cmd = match req.command() {
+        Ok(c) => c,
+        Err(e) => return Reply::Line(protocol::error_line(req.id, &e)),
+    };
+    if let Err(e) = allowed(&cmd, caller, users) {
+        if cmd.changes_state() {
+            tracing::info!(target: "clutch::audit", "audit: {caller} {}: refused: {e}", cmd.name());
+        }
+        return Reply::Line(protocol::error_line(req.id, &e));
+    }
+    let (tx, rx) = oneshot::channel();
+    let call = Call {
+        cmd,
+        caller: caller.clone(),
+    };
+    let gone = || Reply::Line(protocol::error_line(req.id, "the master is stopping"));
+    if events.send(Event::Control(call, tx)).is_err() {
+        return gone();
+    }
+    match rx.await {
+        Ok(Answer::Done(Ok(v))) => Reply::Line(protocol::ok_line(req.id, v)),
+        Ok(Answer::Done(Err(e))) => Reply::Line(protocol::error_line(req.id, &e)),
+        Ok(Answer::Watch { snapshot, events }) => Reply::Watch(snapshot, events),
+        Err(_) => gone(),
+    }
+}
+
+/// Whether `caller` may run `cmd`; the refusal says what it lacks and what to do.
+fn allowed(cmd: &Cmd, caller: &Caller, users: &Users) -> Result<(), String> {
+    let needs = cmd.needs();
+    match users.role_of(caller) {
+        Some(role) if role >= needs => Ok(()),
+        has => Err(format!(
+            "permission denied: {caller} may not `{}` (it needs the {} role; {}); the \
+             cluster's owner can grant roles with --control-users",
+            cmd.name(),
+            needs.as_str(),
+            match has {
+                Some(r) => format!("{caller} is a {}", r.as_str()),
+                None => format!("{caller} has no role here"),
+            }
+        )),
+    }
+}
+
+/// Streams the snapshot, then each event, until the client leaves or the master stops.
+async fn watch(
+    stream: &mut UnixStream,
+    lines: &mut LineBuffer,
+    id: u64,
+    snapshot: serde_json::Value,
+    mut rx: tokio::sync::broadcast::Receiver<std::sync::Arc<str>>,
+) {
+    let first = serde_json::json!({"seq": 0, "event": "snapshot", "snapshot": snapshot});
+    if stream
+        .write_all(&protocol::event_line(id, &first.to_string()))
+        .await
+        .is_err()
+    {
+        return;
+    }
+    loop {
+        let line = tokio::select! {
+            ev = rx.recv() => match ev {
+                Ok(ev) => protocol::event_line(id, &ev),
+                Err(RecvError::Lagged(missed)) => protocol::event_line(
+                    id,
+                    &format!("{{\"event\":\"lagged\",\"missed\":{missed}}}"),
+                ),
+                Err(RecvError::Closed) => {
+                    let _ = stream
+                        .write_all(&protocol::ok_line(id, "the master stopped".into()))
+                        .await;
+                    return;
+                }
+            },
+            // Whatever the client sends meanwhile is ignored; its end of file ends the watch.
+            n = stream.read(lines.spare()) => match n {
+                Ok(0) | Err(_) => return,
+                Ok(_) => {
+                    *lines = LineBuffer::new(MAX_REQUEST);
+                    continue;
+                }
+            },
+        };
+        if stream.write_all(&line).await.is_err() {
+            return;
+        }
+    }
+}
