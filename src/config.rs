@@ -208,6 +208,8 @@ pub struct Settings {
     /// `clutch:connection` object (egg-cluster's app workers expect
     /// `sticky-session:connection`).
     pub node_sticky_message: Option<String>,
+    /// How often the monitor samples each worker from /proc; zero: never.
+    pub monitor_interval: Duration,
 }
 
 impl Default for Settings {
@@ -234,6 +236,7 @@ impl Default for Settings {
             proxy_timeout: Duration::from_millis(3_000),
             app_dialect: Dialect::Auto,
             node_sticky_message: None,
+            monitor_interval: Duration::from_secs(1),
         }
     }
 }

@@ -54,6 +54,12 @@ pub enum Event {
     Shutdown,
     /// The handle was dropped: kill everything now.
     Kill,
+    /// A worker sent `clutch:subscribe` (the watchdog).
+    Subscribe { worker: WorkerId },
+    /// A request from the handle; the reply completes the sender.
+    Request(Vec<u8>, oneshot::Sender<Message>),
+    /// The handle asks for every worker's monitor sample.
+    Stats(oneshot::Sender<Vec<crate::master::monitor::WorkerStats>>),
 }
 
 /// What the loop was given to run.
@@ -122,6 +128,11 @@ pub async fn run(
         }
         _ => (None, None),
     };
+    spawn_local(crate::master::monitor::run(
+        messenger.monitor().clone(),
+        messenger.registry().clone(),
+        settings.monitor_interval,
+    ));
     let guard = Rc::new(RefCell::new(guard));
     // A guard that dies is replaced at once: protection never lapses silently.
     let supervised = Rc::downgrade(&guard);
@@ -219,6 +230,7 @@ impl Cluster {
                     }
                 }
                 self.messenger.registry().remove(worker);
+                self.messenger.gone(worker);
                 if let Some(h) = &self.handoff {
                     h.gone(worker);
                 }
@@ -232,7 +244,10 @@ impl Cluster {
             Effect::ClusterReady(info) => {
                 let _ = self.published.state.send(State::Ready(info));
             }
-            Effect::Publish => self.publish_workers(),
+            Effect::Publish => {
+                self.publish_workers();
+                self.messenger.members_changed(&self.core);
+            }
         }
     }
 
@@ -292,6 +307,14 @@ impl Cluster {
             }
             Event::Shutdown => self.input(Input::Shutdown),
             Event::Kill => self.input(Input::Kill),
+            Event::Subscribe { worker } => self.messenger.subscribe(worker, &self.core),
+            Event::Request(line, reply) => self.messenger.request_from_handle(&line, reply),
+            Event::Stats(reply) => {
+                let _ = reply.send(crate::master::monitor::stats(
+                    &self.core,
+                    self.messenger.monitor(),
+                ));
+            }
         }
     }
 }
