@@ -220,8 +220,15 @@ fn parse_stat(text: &str, clock: &Clock) -> Option<Stat> {
     })
 }
 
+/// Since Linux 6.2 the size of `/proc/<pid>/fd` is the number of open fds: one `stat`
+/// instead of reading the directory; older kernels say 0, and the directory is counted.
 fn count_fds(pid: u32) -> u64 {
-    std::fs::read_dir(format!("/proc/{pid}/fd")).map_or(0, |d| d.count() as u64)
+    let dir = format!("/proc/{pid}/fd");
+    match std::fs::metadata(&dir) {
+        Ok(m) if m.len() > 0 => m.len(),
+        Ok(_) => std::fs::read_dir(&dir).map_or(0, |d| d.count() as u64),
+        Err(_) => 0,
+    }
 }
 
 /// Checks a `clutch:monitor` line and returns its `data`: a flat object of at most
