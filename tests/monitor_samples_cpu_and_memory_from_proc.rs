@@ -7,8 +7,10 @@ use std::time::Duration;
 
 #[tokio::test]
 async fn a_busy_worker_shows_cpu_and_memory() {
-    let mut settings = Settings::default();
-    settings.monitor_interval = Duration::from_millis(200);
+    let settings = Settings {
+        monitor_interval: Duration::from_millis(200),
+        ..Settings::default()
+    };
     let builder = MasterBuilder::from_settings(settings)
         .workers(2)
         .app(fixture_cmd(&["busy"]))
