@@ -439,5 +439,8 @@ fn header_parse() {
         }
         best = best.min(t.elapsed().as_nanos() as f64 / n as f64);
     }
-    println!("Header::parse of the {}-byte line: {best:.1} ns (best of 5 x {n})", text.len());
+    println!(
+        "Header::parse of the {}-byte line: {best:.1} ns (best of 5 x {n})",
+        text.len()
+    );
 }
