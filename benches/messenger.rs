@@ -11,7 +11,8 @@
 //!    `Worker::reply`).
 //!
 //! `BENCH_ONLY=throughput,request` (any of throughput, rtt, startup, rss, request) runs a
-//! subset.
+//! subset; `BENCH_ONLY=header` times `Header::parse` of the throughput line alone, in
+//! process (the master's per-line parse, without sockets or scheduling noise).
 //!
 //! The bench re-executes itself as the workers (`BENCH_ROLE` in the environment).
 
