@@ -7,6 +7,12 @@
 //! 2. Round trip app → agent → app through the master (library workers on both ends).
 //! 3. Startup: `start()` to `cluster-ready`, an agent and 4 trivial workers.
 //! 4. Master RSS with 16 workers (the `clutch` binary, its VmRSS once ready).
+//! 5. Request/reply round trip app -> agent -> app through the master (`Worker::request`,
+//!    `Worker::reply`).
+//!
+//! `BENCH_ONLY=throughput,request` (any of throughput, rtt, startup, rss, request) runs a
+//! subset; `BENCH_ONLY=header` times `Header::parse` of the throughput line alone, in
+//! process (the master's per-line parse, without sockets or scheduling noise).
 //!
 //! The bench re-executes itself as the workers (`BENCH_ROLE` in the environment).
 
@@ -40,10 +46,14 @@ fn main() {
         Ok("direct-count") => return direct_count(),
         Ok("echo") => return rtt_worker(),
         Ok("trivial") => return trivial_worker(),
+        Ok("request") => return request_worker(),
         _ => {}
     }
     if std::env::args().any(|a| a == "--list") {
         return;
+    }
+    if std::env::var("BENCH_ONLY").as_deref() == Ok("header") {
+        return header_parse();
     }
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -55,17 +65,81 @@ fn main() {
         LINE.len(),
         LINE.len() + 13
     );
-    let direct = rt.block_on(direct_throughput());
-    let routed = rt.block_on(routed_throughput());
+    let only = std::env::var("BENCH_ONLY").ok();
+    let run = |what: &str| {
+        only.as_deref()
+            .is_none_or(|o| o.split(',').any(|x| x == what))
+    };
+    if run("throughput") {
+        let direct = rt.block_on(direct_throughput());
+        let routed = rt.block_on(routed_throughput());
+        println!(
+            "throughput: routed {:.0} msg/s, direct socketpair {:.0} msg/s, routed/direct {:.2}",
+            routed,
+            direct,
+            routed / direct
+        );
+    }
+    if run("rtt") {
+        rt.block_on(round_trip());
+    }
+    if run("startup") {
+        rt.block_on(startup());
+    }
+    if run("rss") {
+        rss_with_16_workers();
+    }
+    if run("request") {
+        rt.block_on(request_round_trip());
+    }
+}
+
+/// Agent: answers every request. App: on `go`, asks the agent [`ROUND_TRIPS`] times in a
+/// row and reports the latencies.
+fn request_worker() {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let mut w = Worker::from_env().unwrap();
+        w.ready();
+        while let Some(m) = w.recv().await {
+            if m.request_id.is_some() {
+                w.reply(&m, json!(null));
+                continue;
+            }
+            if m.action != "go" {
+                continue;
+            }
+            let mut h = Histogram::<u64>::new(3).unwrap();
+            for i in 0..ROUND_TRIPS {
+                let t = Instant::now();
+                let q = Message::new("q", json!(i)).to(Endpoint::Agent);
+                w.request(q, Duration::from_secs(10)).await.unwrap();
+                h.record(t.elapsed().as_nanos() as u64).unwrap();
+            }
+            let data = json!({"p50": h.value_at_quantile(0.5), "p99": h.value_at_quantile(0.99), "max": h.max()});
+            w.send_to_parent("rtt", data);
+        }
+    });
+}
+
+async fn request_round_trip() {
+    let mut m = bench_cluster(1, "request").await;
+    m.send(&Message::new("go", json!(null)).to(Endpoint::App));
+    let r = m
+        .recv_action("rtt", Duration::from_secs(120))
+        .await
+        .expect("rtt");
+    let us = |k: &str| r.data[k].as_u64().unwrap() as f64 / 1000.0;
     println!(
-        "throughput: routed {:.0} msg/s, direct socketpair {:.0} msg/s, routed/direct {:.2}",
-        routed,
-        direct,
-        routed / direct
+        "request/reply app->agent->app through the master ({ROUND_TRIPS} sequential): p50 {:.1} us, p99 {:.1} us, max {:.1} us",
+        us("p50"),
+        us("p99"),
+        us("max")
     );
-    rt.block_on(round_trip());
-    rt.block_on(startup());
-    rss_with_16_workers();
+    m.shutdown().await.unwrap();
 }
 
 fn me() -> String {
@@ -351,4 +425,23 @@ fn rss_with_16_workers() {
     unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
     std::thread::spawn(move || std::io::copy(&mut err, &mut std::io::sink()));
     child.wait().unwrap();
+}
+
+/// The master's per-line parse alone (`Header::parse` of the throughput line), in process.
+fn header_parse() {
+    let text = std::str::from_utf8(&LINE[..LINE.len() - 1]).unwrap();
+    let n = 5_000_000u32;
+    let mut best = f64::MAX;
+    for _ in 0..5 {
+        let t = Instant::now();
+        for _ in 0..n {
+            let h = clutch::protocol::message::Header::parse(std::hint::black_box(text)).unwrap();
+            std::hint::black_box(&h);
+        }
+        best = best.min(t.elapsed().as_nanos() as f64 / n as f64);
+    }
+    println!(
+        "Header::parse of the {}-byte line: {best:.1} ns (best of 5 x {n})",
+        text.len()
+    );
 }

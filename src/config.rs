@@ -228,6 +228,8 @@ pub struct Settings {
     pub control: ControlSocket,
     /// Who else may use the control socket, and as what (`--control-users`).
     pub control_users: Option<PathBuf>,
+    /// How often the monitor samples each worker from /proc; zero: never.
+    pub monitor_interval: Duration,
 }
 
 /// Where the master listens for `clutch ctl`.
@@ -273,6 +275,7 @@ impl Default for Settings {
             node_preload: true,
             control: ControlSocket::Default,
             control_users: None,
+            monitor_interval: Duration::from_secs(1),
         }
     }
 }

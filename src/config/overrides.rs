@@ -156,6 +156,10 @@ overrides! {
         /// MiB) [default: 16777216].
         #[arg(long, value_name = "BYTES")]
         pub max_message_size: Option<usize>,
+        /// How often the master samples each worker's CPU, memory, threads and open fds
+        /// from /proc, in ms; 0 turns sampling off [default: 1000].
+        #[arg(long, value_name = "MS")]
+        pub monitor_interval: Option<u64>,
         /// Write the master's pid here; removed at exit.
         #[arg(long, value_name = "FILE")]
         pub pid_file: Option<PathBuf>,
@@ -259,6 +263,7 @@ impl Overrides {
         set(&mut s.restart_limit, self.restart_limit);
         set(&mut s.restart_window, ms(&self.restart_window));
         set(&mut s.max_message_size, self.max_message_size);
+        set(&mut s.monitor_interval, ms(&self.monitor_interval));
         set(&mut s.pid_file, self.pid_file.clone().map(Some));
         set(&mut s.name, self.name.clone());
         if let Some(path) = &self.control_socket {

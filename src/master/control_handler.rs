@@ -493,9 +493,10 @@ impl Cluster {
         }))
     }
 
-    /// The latest data the worker pushed (`clutch:monitor`), once the monitor keeps it.
-    pub(super) fn monitor_data(&self, _worker: WorkerId) -> Option<Value> {
-        None
+    /// The monitor's latest sample of the worker, with what it pushed (`clutch:monitor`).
+    pub(super) fn monitor_data(&self, worker: WorkerId) -> Option<Value> {
+        let sample = self.messenger.monitor().sample(worker)?;
+        serde_json::to_value(sample).ok()
     }
 
     fn stats(&self) -> Value {
@@ -514,6 +515,7 @@ impl Cluster {
             "restarts": by(&mut RestartReason::ALL.iter().map(|r| r.as_str()), &m.restarts),
             "exits": by(&mut ExitReason::ALL.iter().map(|r| r.as_str()), &m.exits),
             "log_lines_dropped": crate::log::dropped_lines(),
+            "requests_in_flight": self.messenger.requests_in_flight(),
         })
     }
 

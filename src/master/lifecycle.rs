@@ -70,6 +70,12 @@ pub enum Event {
     Shutdown,
     /// The handle was dropped: kill everything now.
     Kill,
+    /// A worker sent `clutch:subscribe` (the watchdog).
+    Subscribe { worker: WorkerId },
+    /// A request from the handle; the reply completes the sender.
+    Request(Vec<u8>, oneshot::Sender<Message>),
+    /// The handle asks for every worker's monitor sample.
+    Stats(oneshot::Sender<Vec<crate::master::monitor::WorkerStats>>),
 }
 
 /// What the loop was given to run.
@@ -148,6 +154,11 @@ pub async fn run(
     if let Some(control) = plan.control.take() {
         spawn_local(crate::control::server::serve(control, events.clone()));
     }
+    spawn_local(crate::master::monitor::run(
+        messenger.monitor().clone(),
+        messenger.registry().clone(),
+        settings.monitor_interval,
+    ));
     let guard = Rc::new(RefCell::new(guard));
     // A guard that dies is replaced at once: protection never lapses silently.
     let supervised = Rc::downgrade(&guard);
@@ -257,6 +268,7 @@ impl Cluster {
                     }
                 }
                 self.messenger.registry().remove(worker);
+                self.messenger.gone(worker);
                 if let Some(h) = &self.handoff {
                     h.gone(worker);
                 }
@@ -270,7 +282,10 @@ impl Cluster {
             Effect::ClusterReady(info) => {
                 let _ = self.published.state.send(State::Ready(info));
             }
-            Effect::Publish => self.publish_workers(),
+            Effect::Publish => {
+                self.publish_workers();
+                self.messenger.members_changed(&self.core);
+            }
             Effect::Reload(event) => {
                 let last = matches!(
                     event,
@@ -388,6 +403,14 @@ impl Cluster {
             Event::Control(call, reply) => self.control(call, reply),
             Event::Shutdown => self.input(Input::Shutdown),
             Event::Kill => self.input(Input::Kill),
+            Event::Subscribe { worker } => self.messenger.subscribe(worker, &self.core),
+            Event::Request(line, reply) => self.messenger.request_from_handle(&line, reply),
+            Event::Stats(reply) => {
+                let _ = reply.send(crate::master::monitor::stats(
+                    &self.core,
+                    self.messenger.monitor(),
+                ));
+            }
         }
     }
 }

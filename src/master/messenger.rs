@@ -5,18 +5,28 @@
 //! channel's endpoint (a worker cannot spoof it), and append the bytes to each destination's
 //! [`Outbox`]. When the sender wrote no `from`, the stamp is a prefix spliced in front of the
 //! original bytes; when it wrote the right one, the line goes on untouched. Only a spoofed
-//! `from` or a bare-string message is re-serialised.
+//! `from`, a bare-string message, and requests and replies (whose ids the master rewrites,
+//! see [`super::requests`]) are re-serialised.
+//!
+//! A message with `receiverPid` and no `to` goes to the process with that pid: the master,
+//! the agent or an app worker.
 
 use crate::channel::{HIGH_WATER, Outbox, Refused};
+use crate::master::core::Core;
 use crate::master::metrics::{DropReason, Metrics};
+use crate::master::monitor::{self, Monitor};
 use crate::master::registry::{Entry, Registry};
-use crate::master::worker::WorkerName;
+use crate::master::requests::{Asker, Pending, Requests};
+use crate::master::watchdog::Watchdog;
+use crate::master::worker::{WorkerId, WorkerName};
+use crate::protocol::actions::{MONITOR_ACTION, SUBSCRIBE_ACTION};
 use crate::protocol::message::Header;
 use crate::protocol::{Endpoint, Message};
 use crate::sticky::handoff::ACK_ACTION;
+use serde_json::{Map, Value};
 use std::cell::RefCell;
 use std::rc::Rc;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
 
 /// Where a line came from.
 #[derive(Clone)]
@@ -57,6 +67,10 @@ pub enum Outcome {
     NodeNack,
     /// A worker said it is still working (`clutch:heartbeat`).
     Heartbeat,
+    /// A worker pushed its monitor figures (`clutch:monitor`, validated).
+    Monitor(Map<String, Value>),
+    /// A worker asked for the cluster's members and their changes (`clutch:subscribe`).
+    Subscribe,
     /// A blank line; ignored.
     Blank,
     /// Not a valid message; dropped. Says why.
@@ -72,6 +86,11 @@ pub struct Messenger {
     congested: RefCell<Option<Rc<Outbox>>>,
     /// egg-cluster's dialect: an app worker's `listening` says it is ready.
     egg: bool,
+    monitor: Rc<Monitor>,
+    watchdog: Watchdog,
+    requests: RefCell<Requests>,
+    /// This process: `receiverPid` naming it means the master.
+    master_pid: u32,
 }
 
 const FROM_PREFIX: [&[u8]; 4] = [
@@ -100,6 +119,10 @@ impl Messenger {
             parent: RefCell::new(parent),
             congested: RefCell::new(None),
             egg: false,
+            monitor: Rc::default(),
+            watchdog: Watchdog::default(),
+            requests: RefCell::default(),
+            master_pid: std::process::id(),
         }
     }
 
@@ -107,6 +130,16 @@ impl Messenger {
     pub fn with_egg_names(mut self, egg: bool) -> Messenger {
         self.egg = egg;
         self
+    }
+
+    /// The workers' resource samples and pushed figures.
+    pub fn monitor(&self) -> &Rc<Monitor> {
+        &self.monitor
+    }
+
+    /// Requests in flight through the master.
+    pub fn requests_in_flight(&self) -> usize {
+        self.requests.borrow().len()
     }
 
     /// The table of live workers it routes through.
@@ -141,6 +174,28 @@ impl Messenger {
 
     /// Routes one line (without its newline) that arrived from `src`.
     pub fn route(&self, src: &Source, line: &[u8]) -> Outcome {
+        self.route_with(src, line, None)
+    }
+
+    /// Routes a request from the in-process handle: the reply (or the master's error
+    /// reply) completes `reply`.
+    pub fn request_from_handle(&self, line: &[u8], reply: oneshot::Sender<Message>) {
+        let src = Source {
+            endpoint: Endpoint::Parent,
+            worker: None,
+            outbox: None,
+        };
+        if let Outcome::Bad(why) = self.route_with(&src, line, Some(reply)) {
+            tracing::warn!("Master::request: {why}");
+        }
+    }
+
+    fn route_with(
+        &self,
+        src: &Source,
+        line: &[u8],
+        handle: Option<oneshot::Sender<Message>>,
+    ) -> Outcome {
         let Ok(text) = std::str::from_utf8(line) else {
             return Outcome::Bad("invalid UTF-8".into());
         };
@@ -166,6 +221,17 @@ impl Messenger {
             return Outcome::Bad("no `action`".into());
         };
         if action.starts_with(RESERVED_PREFIX) {
+            if src.worker.is_some() {
+                if action == MONITOR_ACTION {
+                    return match monitor::validate_push(text) {
+                        Ok(data) => Outcome::Monitor(data),
+                        Err(why) => Outcome::Bad(why),
+                    };
+                }
+                if action == SUBSCRIBE_ACTION {
+                    return Outcome::Subscribe;
+                }
+            }
             // The master's own protocol: a worker forging `clutch:connection` could pair a
             // handed-over socket with made-up addresses.
             if action == HEARTBEAT_ACTION && src.worker.is_some() {
@@ -197,7 +263,14 @@ impl Messenger {
         {
             return Outcome::Ready;
         }
-        let to = to.unwrap_or(src.endpoint.default_to());
+        let to = match (to, header.receiver_pid) {
+            (Some(to), _) => to,
+            (None, Some(pid)) => self.endpoint_of(pid),
+            (None, None) => src.endpoint.default_to(),
+        };
+        if header.request_id.is_some() || header.reply_to.is_some() || handle.is_some() {
+            return self.route_request(src, text, &header, to, handle);
+        }
         let from = src.endpoint.as_str();
         match header.from_json.as_deref() {
             Some(f) if f == QUOTED[src.endpoint as usize] => {
@@ -220,6 +293,213 @@ impl Messenger {
                 &[prefix(src.endpoint), &body.as_bytes()[1..]],
             ),
         }
+    }
+
+    /// Who has `pid`: the master, the agent, or (else) an app worker.
+    fn endpoint_of(&self, pid: u32) -> Endpoint {
+        if pid == self.master_pid {
+            Endpoint::Master
+        } else if self
+            .registry
+            .with_agent(|a| a.is_some_and(|a| a.name.pid == pid))
+        {
+            Endpoint::Agent
+        } else {
+            Endpoint::App
+        }
+    }
+
+    /// A request (`requestId`) or a reply (`replyTo`): see [`super::requests`].
+    fn route_request(
+        &self,
+        src: &Source,
+        text: &str,
+        header: &Header<'_>,
+        to: Endpoint,
+        handle: Option<oneshot::Sender<Message>>,
+    ) -> Outcome {
+        let mut map: Map<String, Value> = match serde_json::from_str(text) {
+            Ok(v) => v,
+            Err(e) => return Outcome::Bad(format!("invalid JSON: {e}")),
+        };
+        map.insert("from".into(), src.endpoint.as_str().into());
+        if let Some(reply_to) = header.reply_to.as_deref() {
+            let Some(p) = self.requests.borrow_mut().take(reply_to) else {
+                tracing::debug!("a reply to no request in flight (replyTo {reply_to}) dropped");
+                self.metrics.dropped(DropReason::NoRoute);
+                return Outcome::Routed(0);
+            };
+            map.insert("replyTo".into(), p.asker_id);
+            return self.answer(p.asker, map);
+        }
+        let action = header.action.as_deref().unwrap_or_default().to_string();
+        let Some(asker_id) = map.get("requestId").filter(|v| !v.is_null()).cloned() else {
+            return Outcome::Bad("a request without `requestId`".into());
+        };
+        let asker = match (handle, src.worker) {
+            (Some(tx), _) => Asker::Handle(tx),
+            (None, Some(name)) => match self.registry.id_of(name.pid) {
+                Some(w) => Asker::Worker(w),
+                // Its channel is gone: nobody to answer.
+                None => return Outcome::Routed(0),
+            },
+            (None, None) => Asker::Parent,
+        };
+        let target = match self.request_target(to, header.receiver_pid) {
+            Ok(t) => t,
+            Err(why) => {
+                self.error_reply(asker, asker_id, action, why);
+                return Outcome::Routed(0);
+            }
+        };
+        let what = match target {
+            Some((_, name)) => name.to_string(),
+            None => to.to_string(),
+        };
+        let (id, evicted) = self.requests.borrow_mut().insert(Pending {
+            asker,
+            asker_id,
+            action,
+            target,
+        });
+        if let Some(old) = evicted {
+            tracing::debug!(
+                "more than {} requests in flight: the oldest (`{}`) is forgotten",
+                crate::master::requests::MAX_IN_FLIGHT,
+                old.action
+            );
+        }
+        map.insert("requestId".into(), id.into());
+        let line = serde_json::to_vec(&map).expect("a JSON map serializes");
+        let out = self.deliver(to, header.receiver_pid, &[&line]);
+        if out == Outcome::Routed(0)
+            && let Some(p) = self.requests.borrow_mut().cancel(id)
+        {
+            let why = format!("the request could not be delivered to {what}");
+            self.error_reply(p.asker, p.asker_id, p.action, why);
+        }
+        out
+    }
+
+    /// The one worker a request goes to (`None`: several, or the parent), or why there is
+    /// none.
+    fn request_target(
+        &self,
+        to: Endpoint,
+        pid: Option<u32>,
+    ) -> Result<Option<(WorkerId, WorkerName)>, String> {
+        match (to, pid) {
+            (Endpoint::Agent, _) => self
+                .registry
+                .with_agent(|a| a.map(|a| Some((a.worker, a.name))))
+                .ok_or_else(|| "there is no live agent".to_string()),
+            (Endpoint::App, Some(pid)) => {
+                let mut found = None;
+                self.registry.for_apps(Some(pid), |e| {
+                    found = Some((e.worker, e.name));
+                    1
+                });
+                found
+                    .map(Some)
+                    .ok_or_else(|| format!("no live worker with pid {pid}"))
+            }
+            (Endpoint::App, None) => match self.registry.for_apps(None, |_| 1) {
+                0 => Err("no live app worker".to_string()),
+                _ => Ok(None),
+            },
+            (Endpoint::Parent, _) => match &*self.parent.borrow() {
+                ParentSink::None => Err("the master has no parent".to_string()),
+                _ => Ok(None),
+            },
+            (Endpoint::Master, _) => {
+                Err("the master answers no requests: address a worker or the parent".into())
+            }
+        }
+    }
+
+    /// Sends `map` (a reply, its `replyTo` already the asker's id) to `asker`.
+    fn answer(&self, asker: Asker, map: Map<String, Value>) -> Outcome {
+        let out = match asker {
+            Asker::Worker(w) => {
+                let line = serde_json::to_vec(&map).expect("a JSON map serializes");
+                Outcome::Routed(
+                    self.registry
+                        .with_worker(w, |e| e.map_or(0, |e| self.push(e, &[&line]))),
+                )
+            }
+            Asker::Parent => {
+                let line = serde_json::to_vec(&map).expect("a JSON map serializes");
+                return self.deliver(Endpoint::Parent, None, &[&line]);
+            }
+            Asker::Handle(tx) => match serde_json::from_value::<Message>(Value::Object(map)) {
+                Ok(msg) => Outcome::Routed(tx.send(msg).is_ok() as usize),
+                Err(e) => return Outcome::Bad(format!("a reply that is not a message: {e}")),
+            },
+        };
+        match out {
+            Outcome::Routed(0) => self.metrics.dropped(DropReason::NoRoute),
+            _ => self.metrics.routed(),
+        }
+        out
+    }
+
+    /// Answers `asker`'s request `asker_id` with `{"action", "replyTo", "error"}`.
+    fn error_reply(&self, asker: Asker, asker_id: Value, action: String, why: String) {
+        tracing::debug!("request `{action}` failed: {why}");
+        let mut map = Map::new();
+        map.insert("action".into(), action.into());
+        map.insert("from".into(), "master".into());
+        map.insert("replyTo".into(), asker_id);
+        map.insert("error".into(), why.into());
+        self.answer(asker, map);
+    }
+
+    /// `worker` is gone: the requests it had not answered get an error reply, it
+    /// subscribes no more, and its monitor figures are dropped.
+    pub fn gone(&self, worker: WorkerId) {
+        let failed = self.requests.borrow_mut().gone(worker);
+        for p in failed {
+            let why = match p.target {
+                Some((_, name)) => format!("{name} exited before answering"),
+                None => "the receiver exited before answering".to_string(),
+            };
+            self.error_reply(p.asker, p.asker_id, p.action, why);
+        }
+        self.watchdog.gone(worker);
+        self.monitor.forget(worker);
+    }
+
+    /// `worker` subscribes to membership: it gets the members now, and every change.
+    pub(crate) fn subscribe(&self, worker: WorkerId, core: &Core) {
+        let snapshot = self.watchdog.subscribe(worker, core);
+        self.send_to_worker(worker, &snapshot);
+    }
+
+    /// The core published a change: tells subscribers what changed in membership.
+    pub(crate) fn members_changed(&self, core: &Core) {
+        if self.watchdog.is_idle() {
+            return;
+        }
+        let events = self.watchdog.changes(core);
+        if events.is_empty() {
+            return;
+        }
+        for worker in self.watchdog.subscribers() {
+            for event in &events {
+                self.send_to_worker(worker, event);
+            }
+        }
+    }
+
+    /// Sends a message from the master to one worker.
+    fn send_to_worker(&self, worker: WorkerId, msg: &Message) {
+        let mut msg = msg.clone();
+        msg.from = Some(Endpoint::Master);
+        let mut line = Vec::with_capacity(128);
+        msg.write_line(&mut line);
+        line.pop();
+        self.registry
+            .with_worker(worker, |e| e.map(|e| self.push(e, &[&line])));
     }
 
     /// A bare JSON string `"x"` is `{"action":"x","data":"x"}`.
@@ -479,6 +759,106 @@ mod tests {
             br#"{"action":"x","to":"app","receiverPid":99}"#,
         );
         assert_eq!(out, Outcome::Routed(0));
+    }
+
+    #[test]
+    fn receiver_pid_without_to_reaches_that_process() {
+        let (m, agent, app1, app2) = table();
+        let src = source(Role::App, 1, 11);
+        assert_eq!(
+            m.route(&src, br#"{"action":"x","receiverPid":12}"#),
+            Outcome::Routed(1)
+        );
+        assert_eq!(Outbox::drain_for_test(&app2)[0]["from"], "app");
+        assert!(Outbox::drain_for_test(&agent).is_empty());
+        m.route(&src, br#"{"action":"x","receiverPid":"10"}"#);
+        assert_eq!(Outbox::drain_for_test(&agent).len(), 1);
+        let me = std::process::id();
+        let line = format!(r#"{{"action":"x","receiverPid":{me}}}"#);
+        assert!(matches!(
+            m.route(&src, line.as_bytes()),
+            Outcome::ToMaster(_)
+        ));
+        assert!(Outbox::drain_for_test(&app1).is_empty());
+    }
+
+    #[test]
+    fn monitor_pushes_and_subscriptions_are_told_not_routed() {
+        let (m, agent, _, _) = table();
+        let src = source(Role::App, 1, 11);
+        let out = m.route(&src, br#"{"action":"clutch:monitor","data":{"qps":3}}"#);
+        assert!(matches!(out, Outcome::Monitor(d) if d["qps"] == 3));
+        let out = m.route(&src, br#"{"action":"clutch:monitor","data":{"q":[3]}}"#);
+        assert!(matches!(out, Outcome::Bad(_)));
+        assert_eq!(
+            m.route(&src, br#"{"action":"clutch:subscribe"}"#),
+            Outcome::Subscribe
+        );
+        assert_eq!(
+            m.route(&src, br#"{"action":"clutch:heartbeat"}"#),
+            Outcome::Heartbeat
+        );
+        assert!(matches!(
+            m.route(&src, br#"{"action":"clutch:anything-else"}"#),
+            Outcome::Bad(_)
+        ));
+        assert!(Outbox::drain_for_test(&agent).is_empty());
+    }
+
+    #[test]
+    fn a_reply_goes_back_to_the_asker_with_its_own_id() {
+        let (m, agent, app1, app2) = table();
+        // Both app workers ask the agent with the same id.
+        m.route(
+            &source(Role::App, 1, 11),
+            br#"{"action":"q","to":"agent","requestId":1}"#,
+        );
+        m.route(
+            &source(Role::App, 2, 12),
+            br#"{"action":"q","to":"agent","requestId":1}"#,
+        );
+        let got = Outbox::drain_for_test(&agent);
+        assert_eq!(got.len(), 2);
+        assert_ne!(got[0]["requestId"], got[1]["requestId"]);
+        assert_eq!(m.requests_in_flight(), 2);
+        // The agent answers the second first; `to` does not matter.
+        let reply = format!(
+            r#"{{"action":"q","replyTo":{},"data":"two","to":"parent"}}"#,
+            got[1]["requestId"]
+        );
+        assert_eq!(
+            m.route(&source(Role::Agent, 0, 10), reply.as_bytes()),
+            Outcome::Routed(1)
+        );
+        let at2 = Outbox::drain_for_test(&app2);
+        assert_eq!(at2[0]["replyTo"], 1);
+        assert_eq!(at2[0]["data"], "two");
+        assert_eq!(at2[0]["from"], "agent");
+        assert!(Outbox::drain_for_test(&app1).is_empty());
+        // Answered once: a second reply with that id is dropped.
+        assert_eq!(
+            m.route(&source(Role::Agent, 0, 10), reply.as_bytes()),
+            Outcome::Routed(0)
+        );
+        assert_eq!(m.requests_in_flight(), 1);
+    }
+
+    #[test]
+    fn a_request_to_nobody_or_to_a_worker_that_dies_gets_an_error_reply() {
+        let (m, agent, app1, _) = table();
+        let src = source(Role::App, 1, 11);
+        m.route(&src, br#"{"action":"q","receiverPid":99,"requestId":"a"}"#);
+        let got = Outbox::drain_for_test(&app1);
+        assert_eq!(got[0]["replyTo"], "a");
+        assert_eq!(got[0]["error"], "no live worker with pid 99");
+        assert_eq!(got[0]["from"], "master");
+        m.route(&src, br#"{"action":"q","to":"agent","requestId":"b"}"#);
+        assert_eq!(Outbox::drain_for_test(&agent).len(), 1);
+        m.gone(crate::master::worker::WorkerId(10));
+        let got = Outbox::drain_for_test(&app1);
+        assert_eq!(got[0]["replyTo"], "b");
+        assert_eq!(got[0]["error"], "agent (pid 10) exited before answering");
+        assert_eq!(m.requests_in_flight(), 0);
     }
 
     #[test]

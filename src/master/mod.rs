@@ -14,6 +14,7 @@ pub(crate) mod liveness;
 pub(crate) mod messenger;
 pub mod metrics;
 pub mod names;
+pub mod monitor;
 pub(crate) mod owner;
 pub(crate) mod readiness;
 pub(crate) mod registry;
@@ -21,11 +22,14 @@ pub(crate) mod restart;
 pub(crate) mod signals;
 pub(crate) mod spawn;
 pub(crate) mod tasks;
+pub(crate) mod requests;
+pub(crate) mod watchdog;
 pub mod worker;
 
 use crate::config::Settings;
 use crate::error::Error;
 use crate::protocol::Message;
+use crate::protocol::message::RequestError;
 pub use builder::MasterBuilder;
 pub use core::ReloadEvent;
 use lifecycle::Event;
@@ -212,6 +216,47 @@ impl Master {
             .map_err(|_| "the master has stopped".to_string())?;
         rx.await
             .unwrap_or_else(|_| Err("the master has stopped".to_string()))
+    }
+
+    /// Sends `msg` as the parent, as a request, and waits up to `timeout` for the reply.
+    /// `msg` must name its receiver (`to` and/or `receiverPid`); a `requestId` is added
+    /// when it has none. The master answers at once with an error (`RequestError::Failed`)
+    /// when there is no such receiver, and when it exits before answering.
+    pub async fn request(
+        &self,
+        mut msg: Message,
+        timeout: Duration,
+    ) -> Result<Message, RequestError> {
+        static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+        if msg.request_id.is_none() {
+            let id = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            msg.request_id = Some(id.into());
+        }
+        let mut line = Vec::new();
+        msg.write_line(&mut line);
+        line.pop();
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        self.events
+            .send(Event::Request(line, tx))
+            .map_err(|_| RequestError::Closed)?;
+        match tokio::time::timeout(timeout, rx).await {
+            Err(_) => Err(RequestError::Timeout(timeout)),
+            Ok(Err(_)) => Err(RequestError::Closed),
+            Ok(Ok(reply)) => match &reply.error {
+                Some(e) => Err(RequestError::Failed(e.clone())),
+                None => Ok(reply),
+            },
+        }
+    }
+
+    /// Every live worker with its latest monitor sample (from /proc every
+    /// `--monitor-interval`, and what it pushed with `clutch:monitor`).
+    pub async fn worker_stats(&self) -> Vec<monitor::WorkerStats> {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        if self.events.send(Event::Stats(tx)).is_err() {
+            return Vec::new();
+        }
+        rx.await.unwrap_or_default()
     }
 
     /// The live workers now.

@@ -64,6 +64,26 @@ impl Registry {
             .map(|e| e.heard.get())
     }
 
+    /// Runs `f` on `worker`'s entry, while its channel is open.
+    pub fn with_worker<R>(&self, worker: WorkerId, f: impl FnOnce(Option<&Entry>) -> R) -> R {
+        let entries = self.entries.borrow();
+        f(entries.iter().find(|e| e.worker == worker))
+    }
+
+    /// The worker whose pid is `pid`, while its channel is open.
+    pub fn id_of(&self, pid: u32) -> Option<WorkerId> {
+        self.entries
+            .borrow()
+            .iter()
+            .find(|e| e.name.pid == pid)
+            .map(|e| e.worker)
+    }
+
+    /// Runs `f` on every entry, in spawn order.
+    pub fn each(&self, mut f: impl FnMut(&Entry)) {
+        self.entries.borrow().iter().for_each(&mut f);
+    }
+
     /// Runs `f` on the newest agent (during an agent's replacement, the new one).
     pub fn with_agent<R>(&self, f: impl FnOnce(Option<&Entry>) -> R) -> R {
         let entries = self.entries.borrow();

@@ -86,6 +86,16 @@ pub async fn read_channel(
                     Outcome::ToMaster(msg) => {
                         let _ = events.send(Event::ToMaster(msg));
                     }
+                    Outcome::Monitor(data) => {
+                        if let (Some(w), Some(name)) = (worker, src.worker) {
+                            messenger.monitor().push(w, name.pid, data);
+                        }
+                    }
+                    Outcome::Subscribe => {
+                        if let Some(worker) = worker {
+                            let _ = events.send(Event::Subscribe { worker });
+                        }
+                    }
                     Outcome::Bad(why) => {
                         messenger.metrics().dropped(DropReason::Invalid);
                         bad += 1;

@@ -1,5 +1,6 @@
 //! One message: `{"action", "data", "from", "to", "receiverPid"}`, as egg-cluster's Messenger
-//! carries it, and the endpoints it names.
+//! carries it, plus `requestId` / `replyTo` / `error` for request/reply, and the endpoints
+//! it names.
 
 use serde::de::{self, Deserializer, Visitor};
 use serde::{Deserialize, Serialize};
@@ -82,6 +83,30 @@ pub struct Message {
         deserialize_with = "pid_or_string"
     )]
     pub receiver_pid: Option<u32>,
+    /// Makes it a request: the receiver answers with a message whose `reply_to` is this
+    /// (a string or a number). The master rewrites it in transit (see `docs/PROTOCOL.md`).
+    #[serde(rename = "requestId", default, skip_serializing_if = "Option::is_none")]
+    pub request_id: Option<Value>,
+    /// Makes it the answer to the request whose `requestId` this is.
+    #[serde(rename = "replyTo", default, skip_serializing_if = "Option::is_none")]
+    pub reply_to: Option<Value>,
+    /// On a reply: the request failed (the master says why: no such receiver, it exited).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+/// Why a request got no answer.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum RequestError {
+    /// Nothing came back in time.
+    #[error("no reply within {0:?}")]
+    Timeout(std::time::Duration),
+    /// The reply carries an `error` (from the master: no such receiver, it exited).
+    #[error("{0}")]
+    Failed(String),
+    /// The channel to the master closed first.
+    #[error("the channel to the master closed before the reply came")]
+    Closed,
 }
 
 impl Message {
@@ -93,6 +118,9 @@ impl Message {
             from: None,
             to: None,
             receiver_pid: None,
+            request_id: None,
+            reply_to: None,
+            error: None,
         }
     }
 
@@ -141,6 +169,10 @@ pub struct Header<'a> {
     pub from_json: Option<Cow<'a, str>>,
     pub to: Option<Cow<'a, str>>,
     pub receiver_pid: Option<u32>,
+    /// The JSON text of `requestId`, when the message is a request.
+    pub request_id: Option<Cow<'a, str>>,
+    /// The JSON text of `replyTo`, when the message is a reply.
+    pub reply_to: Option<Cow<'a, str>>,
 }
 
 #[derive(Deserialize)]
@@ -155,6 +187,10 @@ struct Borrowed<'a> {
     to: Option<&'a str>,
     #[serde(rename = "receiverPid", default, deserialize_with = "pid_or_string")]
     receiver_pid: Option<u32>,
+    #[serde(rename = "requestId", borrow, default)]
+    request_id: Option<&'a RawValue>,
+    #[serde(rename = "replyTo", borrow, default)]
+    reply_to: Option<&'a RawValue>,
 }
 
 #[derive(Deserialize)]
@@ -169,6 +205,10 @@ struct Owned {
     to: Option<String>,
     #[serde(rename = "receiverPid", default, deserialize_with = "pid_or_string")]
     receiver_pid: Option<u32>,
+    #[serde(rename = "requestId", default)]
+    request_id: Option<Box<RawValue>>,
+    #[serde(rename = "replyTo", default)]
+    reply_to: Option<Box<RawValue>>,
 }
 
 impl<'a> Header<'a> {
@@ -181,6 +221,8 @@ impl<'a> Header<'a> {
                 from_json: b.from.map(|r| Cow::Borrowed(r.get())),
                 to: b.to.map(Cow::Borrowed),
                 receiver_pid: b.receiver_pid,
+                request_id: b.request_id.map(|r| Cow::Borrowed(r.get())),
+                reply_to: b.reply_to.map(|r| Cow::Borrowed(r.get())),
             }),
             Err(_) => {
                 let o: Owned = serde_json::from_str(text)?;
@@ -190,6 +232,8 @@ impl<'a> Header<'a> {
                     from_json: o.from.map(|r| Cow::Owned(r.get().to_string())),
                     to: o.to.map(Cow::Owned),
                     receiver_pid: o.receiver_pid,
+                    request_id: o.request_id.map(|r| Cow::Owned(r.get().to_string())),
+                    reply_to: o.reply_to.map(|r| Cow::Owned(r.get().to_string())),
                 })
             }
         }
@@ -287,6 +331,15 @@ mod header_tests {
         let h = Header::parse(r#"{"action":"a\"b","to":"\u0061gent"}"#).unwrap();
         assert_eq!(h.action.as_deref(), Some("a\"b"));
         assert_eq!(h.to.as_deref(), Some("agent"));
+    }
+
+    #[test]
+    fn request_and_reply_ids_are_read_raw() {
+        let h = Header::parse(r#"{"action":"a","requestId":"x-1","replyTo":7}"#).unwrap();
+        assert_eq!(h.request_id.as_deref(), Some(r#""x-1""#));
+        assert_eq!(h.reply_to.as_deref(), Some("7"));
+        let h = Header::parse(r#"{"action":"a","data":{"requestId":1}}"#).unwrap();
+        assert!(h.request_id.is_none() && h.reply_to.is_none());
     }
 
     #[test]

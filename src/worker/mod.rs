@@ -24,12 +24,16 @@ mod reader;
 pub use connection::Connection;
 
 use crate::protocol::Role;
+use crate::protocol::actions::MONITOR_ACTION;
+use crate::protocol::message::RequestError;
 use crate::protocol::{Endpoint, Message};
 use serde_json::Value;
+use std::collections::HashMap;
 use std::os::fd::{FromRawFd, OwnedFd};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
+use std::time::Duration;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, oneshot};
 
 /// Bytes of messages received and not yet taken by [`Worker::recv`] (each counted as its
 /// line plus a little for the parsed value).
@@ -58,6 +62,9 @@ pub(crate) struct Shared {
     pub cluster_pids: Mutex<Vec<u32>>,
     pub exit_on_disconnect: AtomicBool,
     pub dropped_sends: AtomicU64,
+    /// This worker's requests waiting for their reply, by `requestId`.
+    pub requests: Mutex<HashMap<u64, oneshot::Sender<Message>>>,
+    pub next_request: AtomicU64,
 }
 
 /// This process's end of its channel to the master.
@@ -144,6 +151,8 @@ impl Worker {
             cluster_pids: Mutex::new(Vec::new()),
             exit_on_disconnect: AtomicBool::new(true),
             dropped_sends: AtomicU64::new(0),
+            requests: Mutex::new(HashMap::new()),
+            next_request: AtomicU64::new(1),
         });
         // Unbounded queues whose items each hold a share of a byte budget (a semaphore's
         // permits, given back when the item is taken): bounded by bytes, not by count.
@@ -265,6 +274,61 @@ impl Worker {
     pub fn broadcast(&self, action: &str, data: Value) {
         self.send_to_agent(action, data.clone());
         self.send_to_app(action, data);
+    }
+
+    /// Sends `msg` as a request (it must name its receiver: `to` and/or `receiverPid`)
+    /// and waits up to `timeout` for the reply. The reply does not reach
+    /// [`recv`](Self::recv). The master answers at once with an error
+    /// ([`RequestError::Failed`]) when there is no such receiver, and when the receiver
+    /// exits before answering; `timeout` covers the rest.
+    pub async fn request(
+        &self,
+        mut msg: Message,
+        timeout: Duration,
+    ) -> Result<Message, RequestError> {
+        let id = self.shared.next_request.fetch_add(1, Ordering::Relaxed);
+        msg.request_id = Some(id.into());
+        msg.reply_to = None;
+        let (tx, rx) = oneshot::channel();
+        self.shared
+            .requests
+            .lock()
+            .expect("requests lock")
+            .insert(id, tx);
+        self.send(&msg);
+        let out = tokio::time::timeout(timeout, rx).await;
+        self.shared
+            .requests
+            .lock()
+            .expect("requests lock")
+            .remove(&id);
+        match out {
+            Err(_) => Err(RequestError::Timeout(timeout)),
+            Ok(Err(_)) => Err(RequestError::Closed),
+            Ok(Ok(reply)) => match &reply.error {
+                Some(e) => Err(RequestError::Failed(e.clone())),
+                None => Ok(reply),
+            },
+        }
+    }
+
+    /// Answers `request` (a message received with a `requestId`) with `data`; the master
+    /// routes it to whoever asked. `false` when `request` is not a request.
+    pub fn reply(&self, request: &Message, data: Value) -> bool {
+        let Some(id) = &request.request_id else {
+            return false;
+        };
+        let mut msg = Message::new(request.action.clone(), data);
+        msg.reply_to = Some(id.clone());
+        self.send(&msg);
+        true
+    }
+
+    /// Pushes monitor figures to the master (`clutch:monitor`): a flat JSON object of
+    /// numbers and strings, at most 64 keys and 4 KiB; the master keeps the latest one
+    /// (anything else it drops and counts as invalid).
+    pub fn report(&self, data: Value) {
+        self.send(&Message::new(MONITOR_ACTION, data).to(Endpoint::Master));
     }
 
     /// To one worker picked at random from the last `cluster-pids` (for an app worker:

@@ -5,6 +5,7 @@ use super::{Connection, Shared};
 use crate::protocol::Message;
 use crate::protocol::codec::LineBuffer;
 use crate::sys::fdpass;
+use serde_json::Value;
 use std::collections::VecDeque;
 use std::net::{IpAddr, SocketAddr};
 use std::os::fd::{AsRawFd, OwnedFd};
@@ -114,6 +115,13 @@ pub(crate) async fn read_loop(
                     continue;
                 }
             };
+            if let Some(id) = msg.reply_to.as_ref().and_then(Value::as_u64) {
+                let waiting = shared.requests.lock().expect("requests lock").remove(&id);
+                if let Some(tx) = waiting {
+                    let _ = tx.send(msg);
+                    continue;
+                }
+            }
             if msg.action == "cluster-pids"
                 && let Ok(pids) = serde_json::from_value::<Vec<u32>>(msg.data.clone())
             {
@@ -128,6 +136,8 @@ pub(crate) async fn read_loop(
             let _ = inbox.messages.send((msg, permit));
         }
     }
+    // Requests still waiting end now (`RequestError::Closed`), not at their timeout.
+    shared.requests.lock().expect("requests lock").clear();
     if shared.exit_on_disconnect.load(Ordering::Relaxed) {
         std::process::exit(0);
     }
