@@ -112,8 +112,8 @@
 
 pub mod channel;
 pub mod config;
-pub mod egg;
 pub mod control;
+pub mod egg;
 pub mod error;
 pub(crate) mod listen;
 pub mod log;

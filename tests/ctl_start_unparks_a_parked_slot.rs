@@ -47,7 +47,11 @@ fn start_unparks_a_parked_slot() {
     }
 
     let out = c.ctl(&["start", "1"]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let row = ctl::row(&c.ctl_json(&["list", "--json"]), 1).clone();
     assert_eq!(row["state"], "ready");
     assert_ne!(row["pid"], second);

@@ -6,7 +6,6 @@ mod common;
 use common::egg::*;
 
 #[test]
-#[ignore = "needs receiverPid routing (h/monitor)"]
 fn send_to_pid_goes_from_app_to_app() {
     let app = EggApp::new();
     let mut c = app.start(&["-w", "2", "-p", "0", "--host", "127.0.0.1"]);

@@ -17,7 +17,7 @@ pub const AFTER_HELP: &str = "\
 Targets: `all`, `app` (every app worker), `agent`, a slot id (`3`), or `pid:1234`.
 
 Roles: viewer (list, inspect, stats, watch), operator (+ restart, stop, start, scale, \
-signal, send), admin (+ kill, shutdown). The master's own user and root are admin; other \
+signal, send, reload), admin (+ kill, shutdown). The master's own user and root are admin; other \
 users need `clutch start --control-users FILE`.
 
 The socket: --socket PATH, else $XDG_RUNTIME_DIR/clutch/NAME.sock, else \
@@ -104,6 +104,19 @@ pub enum CtlCommand {
         /// The message's data, as JSON.
         data: Option<String>,
     },
+    /// Rolling reload: every worker replaced by one of a new generation, the app slots in
+    /// order then the agent, a new worker first and the old one stopped once it is ready
+    /// (as SIGHUP does). A new worker that fails or is not ready in time aborts it: the
+    /// slots not reached keep their old workers. Shows each step; exit 1 when aborted.
+    Reload {
+        /// Slots replaced at once: a count or a percentage of the app slots (25%); also
+        /// how many extra workers run at most [default: 1].
+        #[arg(long, value_name = "N|P%")]
+        batch: Option<super::Batch>,
+        /// One JSON object per step.
+        #[arg(long)]
+        json: bool,
+    },
     /// The same graceful stop as SIGTERM; waits until the master is gone.
     Shutdown,
 }
@@ -132,6 +145,9 @@ fn run_inner(args: CtlArgs) -> Result<(), Failed> {
     let mut conn = Connection::open(&path, &label)?;
     if let CtlCommand::Watch { json } = args.command {
         return conn.watch(json);
+    }
+    if let CtlCommand::Reload { json, .. } = args.command {
+        return conn.reload(wire_args, json, timeout);
     }
     let result = conn.call(cmd, wire_args, timeout)?;
     let out = std::io::stdout();
@@ -232,6 +248,14 @@ fn request_of(c: &CtlCommand) -> Result<(&'static str, Value), Failed> {
             }
             ("send", json!({"message": msg}))
         }
+        CtlCommand::Reload { batch, .. } => (
+            "reload",
+            match batch {
+                None => json!({}),
+                Some(super::Batch::Count(n)) => json!({"batch": n}),
+                Some(super::Batch::Percent(p)) => json!({"batch": format!("{p}%")}),
+            },
+        ),
         CtlCommand::Shutdown => ("shutdown", json!({})),
     })
 }
@@ -292,6 +316,97 @@ impl Connection {
                 Err((1, "timed out".into()))
             }
             Err(e) => Err((1, format!("cannot read from the master: {e}"))),
+        }
+    }
+
+    /// Sends `reload` and shows each step until it completes (0) or is aborted (1): a
+    /// progress bar on a terminal, a line per step otherwise, JSON lines with `json`.
+    fn reload(&mut self, args: Value, json: bool, timeout: Duration) -> Result<(), Failed> {
+        use std::io::IsTerminal;
+        self.send("reload", args)?;
+        let _ = self
+            .stream
+            .set_read_timeout(Some(timeout.max(Duration::from_millis(1))));
+        let bar = (!json && std::io::stderr().is_terminal()).then(|| {
+            let bar = indicatif::ProgressBar::new(0);
+            bar.set_style(
+                indicatif::ProgressStyle::with_template(
+                    "reload to generation {prefix} [{bar:30}] {pos}/{len} slots  {msg}",
+                )
+                .expect("a valid template")
+                .progress_chars("=> "),
+            );
+            bar
+        });
+        let out = std::io::stdout();
+        loop {
+            let line = self.read()?;
+            let event = if line.get("event").is_some() {
+                line["event"].clone()
+            } else if line["ok"] == json!(true) {
+                line["result"].clone()
+            } else {
+                let error = line["error"].as_str().unwrap_or("the reload failed");
+                if let Some(bar) = &bar {
+                    bar.abandon_with_message("aborted");
+                }
+                if json {
+                    let _ = writeln!(
+                        out.lock(),
+                        "{}",
+                        json!({"event": "reload.aborted", "reason": error})
+                    );
+                }
+                let code = if error.starts_with("permission denied") {
+                    2
+                } else {
+                    1
+                };
+                return Err((code, error.to_string()));
+            };
+            let kind = event["event"].as_str().unwrap_or("");
+            if json {
+                let _ = writeln!(out.lock(), "{event}");
+            } else if let Some(bar) = &bar {
+                match kind {
+                    "reload.started" => {
+                        bar.set_length(event["slots"].as_u64().unwrap_or(0));
+                        bar.set_prefix(event["generation"].to_string());
+                    }
+                    "reload.slot" => {
+                        bar.set_position(event["index"].as_u64().unwrap_or(0));
+                        bar.set_message(format!(
+                            "slot {} ready in {} ms",
+                            event["slot"], event["ready_ms"]
+                        ));
+                    }
+                    _ => bar.finish_with_message(format!("done in {} ms", event["took_ms"])),
+                }
+            } else {
+                let text = match kind {
+                    "reload.started" => format!(
+                        "reload to generation {}: {} slot(s)",
+                        event["generation"], event["slots"]
+                    ),
+                    "reload.slot" => format!(
+                        "slot {} ({}) {} of {}: generation {} ready in {} ms",
+                        event["slot"],
+                        event["role"].as_str().unwrap_or("?"),
+                        event["index"],
+                        event["total"],
+                        event["generation"],
+                        event["ready_ms"]
+                    ),
+                    _ => format!(
+                        "reload to generation {} completed in {} ms",
+                        event["generation"], event["took_ms"]
+                    ),
+                };
+                let _ = writeln!(out.lock(), "{text}");
+            }
+            if kind == "reload.completed" {
+                return Ok(());
+            }
         }
     }
 

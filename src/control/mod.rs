@@ -48,7 +48,43 @@ pub enum Cmd {
     Signal(Signal, Target),
     /// Route a message line as the parent would.
     Send(Vec<u8>),
+    /// Rolling reload, this many slots at a time.
+    Reload(Batch),
     Shutdown,
+}
+
+/// How many slots a reload replaces at once: a count, or a percentage of the app slots.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Batch {
+    Count(usize),
+    Percent(u8),
+}
+
+impl Batch {
+    /// The count for a cluster of `workers` app slots (at least 1).
+    pub fn of(self, workers: usize) -> usize {
+        match self {
+            Batch::Count(n) => n.max(1),
+            Batch::Percent(p) => (workers * usize::from(p)).div_ceil(100).max(1),
+        }
+    }
+}
+
+impl std::str::FromStr for Batch {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Batch, String> {
+        let bad = || format!("`{s}` is not a batch; use a count (2) or a percentage (25%)");
+        match s.strip_suffix('%') {
+            Some(p) => match p.parse::<u8>() {
+                Ok(p) if (1..=100).contains(&p) => Ok(Batch::Percent(p)),
+                _ => Err(bad()),
+            },
+            None => match s.parse::<usize>() {
+                Ok(n) if n > 0 => Ok(Batch::Count(n)),
+                _ => Err(bad()),
+            },
+        }
+    }
 }
 
 impl Cmd {
@@ -66,6 +102,7 @@ impl Cmd {
             Cmd::Kill(..) => "kill",
             Cmd::Signal(..) => "signal",
             Cmd::Send(_) => "send",
+            Cmd::Reload(_) => "reload",
             Cmd::Shutdown => "shutdown",
         }
     }
@@ -116,4 +153,6 @@ pub enum Answer {
         snapshot: Value,
         events: broadcast::Receiver<Arc<str>>,
     },
+    /// `reload`: its progress as it goes, to the end (completed or aborted).
+    Reload(tokio::sync::mpsc::UnboundedReceiver<crate::master::ReloadEvent>),
 }

@@ -64,11 +64,21 @@ impl Request {
                 )?;
                 Cmd::Send(serde_json::to_vec(msg).expect("a Value serializes"))
             }
+            "reload" => Cmd::Reload(match &self.args["batch"] {
+                Value::Null => super::Batch::Count(1),
+                Value::Number(n) => super::Batch::Count(
+                    n.as_u64()
+                        .filter(|n| *n > 0)
+                        .ok_or("`batch` must be a count or a percentage")?
+                        as usize,
+                ),
+                _ => self.str_arg("batch")?.parse()?,
+            }),
             "shutdown" => Cmd::Shutdown,
             other => {
                 return Err(format!(
                     "`{other}` is not a command; use list, inspect, stats, watch, restart, \
-                     stop, start, scale, kill, signal, send or shutdown"
+                     stop, start, scale, kill, signal, send, reload or shutdown"
                 ));
             }
         })

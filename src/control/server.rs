@@ -111,6 +111,10 @@ async fn connection(mut stream: UnixStream, users: &Users, events: &UnboundedSen
                     watch(&mut stream, &mut lines, req.id, snapshot, rx).await;
                     return;
                 }
+                Reply::Reload(rx) => {
+                    reload(&mut stream, req.id, rx).await;
+                    return;
+                }
             },
         };
         if stream.write_all(&reply).await.is_err() {
@@ -125,6 +129,7 @@ enum Reply {
         serde_json::Value,
         tokio::sync::broadcast::Receiver<std::sync::Arc<str>>,
     ),
+    Reload(tokio::sync::mpsc::UnboundedReceiver<crate::master::ReloadEvent>),
 }
 
 async fn answer(
@@ -156,6 +161,7 @@ async fn answer(
         Ok(Answer::Done(Ok(v))) => Reply::Line(protocol::ok_line(req.id, v)),
         Ok(Answer::Done(Err(e))) => Reply::Line(protocol::error_line(req.id, &e)),
         Ok(Answer::Watch { snapshot, events }) => Reply::Watch(snapshot, events),
+        Ok(Answer::Reload(progress)) => Reply::Reload(progress),
         Err(_) => gone(),
     }
 }
@@ -176,6 +182,39 @@ fn allowed(cmd: &Cmd, caller: &Caller, users: &Users) -> Result<(), String> {
             }
         )),
     }
+}
+
+/// Streams a reload's progress: one event line per step, then the result line (an error
+/// line when it was aborted).
+async fn reload(
+    stream: &mut UnixStream,
+    id: u64,
+    mut rx: tokio::sync::mpsc::UnboundedReceiver<crate::master::ReloadEvent>,
+) {
+    use crate::master::ReloadEvent;
+    while let Some(event) = rx.recv().await {
+        let json = crate::master::reload_json(&event);
+        let line = match &event {
+            ReloadEvent::Completed { .. } => protocol::ok_line(id, json),
+            ReloadEvent::Aborted { reason, .. } => protocol::error_line(id, reason),
+            _ => protocol::event_line(id, &json.to_string()),
+        };
+        if stream.write_all(&line).await.is_err() {
+            return;
+        }
+        if matches!(
+            event,
+            ReloadEvent::Completed { .. } | ReloadEvent::Aborted { .. }
+        ) {
+            return;
+        }
+    }
+    let _ = stream
+        .write_all(&protocol::error_line(
+            id,
+            "the master stopped during the reload",
+        ))
+        .await;
 }
 
 /// Streams the snapshot, then each event, until the client leaves or the master stops.

@@ -88,6 +88,22 @@ impl Cluster {
                 self.input(Input::Shutdown);
                 Ok(json!("stopping"))
             }
+            Cmd::Reload(batch) => {
+                let batch = batch.of(self.core.desired_workers());
+                let (progress, events) = tokio::sync::mpsc::unbounded_channel();
+                self.reload_progress.push(progress);
+                match self.command(super::core::Command::Reload { batch }) {
+                    Ok(()) => {
+                        self.audit(&caller, &describe(&cmd), &Ok(json!(batch)));
+                        let _ = reply.send(Answer::Reload(events));
+                        return;
+                    }
+                    Err(e) => {
+                        self.reload_progress.pop();
+                        Err(e)
+                    }
+                }
+            }
             Cmd::Restart(_) | Cmd::Stop(_) | Cmd::Start(_) | Cmd::Scale(_) => {
                 match self.take(&cmd, &caller) {
                     Ok(p) => {
@@ -637,6 +653,7 @@ impl Cluster {
                 let workers = info.workers;
                 self.emit(|| json!({"event": "cluster.ready", "workers": workers}));
             }
+            Effect::Reload(event) => self.emit(|| super::reload_json(event)),
             _ => {}
         }
     }
@@ -662,6 +679,8 @@ fn describe(cmd: &Cmd) -> String {
         Cmd::Scale(Scale::Down(k)) => format!("scale -{k}"),
         Cmd::Kill(t, s) => format!("kill {t} --signal {}", s.as_str()),
         Cmd::Signal(s, t) => format!("signal {} {t}", s.as_str()),
+        Cmd::Reload(super::super::control::Batch::Count(n)) => format!("reload --batch {n}"),
+        Cmd::Reload(super::super::control::Batch::Percent(p)) => format!("reload --batch {p}%"),
         Cmd::Send(line) => format!(
             "send {}",
             String::from_utf8_lossy(&line[..line.len().min(200)])

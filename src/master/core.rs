@@ -34,7 +34,7 @@ use std::time::{Duration, Instant};
 mod recycle;
 #[path = "reload.rs"]
 mod reload;
-pub use reload::ReloadEvent;
+pub use reload::{ReloadEvent, reload_json};
 
 /// The agent's slot id; app slots count from 1.
 pub const AGENT_SLOT: u32 = 0;

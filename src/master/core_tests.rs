@@ -8,10 +8,10 @@ use crate::protocol::Message;
 mod accepting;
 #[path = "core_tests/bookkeeping.rs"]
 mod bookkeeping;
-#[path = "core_tests/recycle.rs"]
-mod recycle;
 #[path = "core_tests/egg.rs"]
 mod egg;
+#[path = "core_tests/recycle.rs"]
+mod recycle;
 #[path = "core_tests/regressions.rs"]
 mod regressions;
 #[path = "core_tests/reload.rs"]

@@ -115,7 +115,7 @@ pub(super) struct Cluster {
     /// Inputs produced while carrying out effects (a spawn's result), handled next.
     queue: VecDeque<Input>,
     /// Who follows the reload in progress.
-    reload_progress: Vec<UnboundedSender<ReloadEvent>>,
+    pub(super) reload_progress: Vec<UnboundedSender<ReloadEvent>>,
     pub(super) liveness: Liveness,
     pub(super) control: crate::master::control_handler::ControlState,
 }

@@ -219,3 +219,27 @@ impl Core {
         self.fx.push(Effect::Publish);
     }
 }
+
+/// A reload event as `ctl reload` and `ctl watch` show it.
+pub fn reload_json(e: &ReloadEvent) -> serde_json::Value {
+    use serde_json::json;
+    match e {
+        ReloadEvent::Started { generation, slots } => {
+            json!({"event": "reload.started", "generation": generation, "slots": slots})
+        }
+        ReloadEvent::Slot {
+            slot,
+            role,
+            index,
+            total,
+            generation,
+            ready_in,
+        } => json!({"event": "reload.slot", "slot": slot, "role": role.as_str(),
+                    "index": index, "total": total, "generation": generation,
+                    "ready_ms": ready_in.as_millis() as u64}),
+        ReloadEvent::Completed { generation, took } => json!({"event": "reload.completed",
+                    "generation": generation, "took_ms": took.as_millis() as u64}),
+        ReloadEvent::Aborted { generation, reason } => json!({"event": "reload.aborted",
+                    "generation": generation, "reason": reason}),
+    }
+}

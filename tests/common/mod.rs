@@ -631,8 +631,8 @@ pub async fn ping(master: &mut Master, to: To, pid: u32, token: &str) {
     )
     .await;
 }
-pub mod egg;
 pub mod ctl;
+pub mod egg;
 pub mod memory;
 pub mod net;
 pub mod stdio;
