@@ -50,6 +50,23 @@
 //! - **One metrics object** ([`master::metrics`]) that the Messenger, the readers, the
 //!   handoff and the core count into: routed and dropped lines, handoffs, restarts and
 //!   exits by reason.
+//! - **Rolling reload and recycling** are core transitions too (`master/reload.rs`,
+//!   `master/recycle.rs`): the generation goes up and slots are replaced a batch at a time,
+//!   a new worker first; a failing new worker aborts the reload. [`master::liveness`] (the
+//!   shell side) turns missing heartbeats and `--max-rss` into recycle inputs.
+//! - **The control plane** ([`control`]): a private Unix socket, `SO_PEERCRED` and roles
+//!   checked per command, served on the master's thread; each request is one
+//!   `Event::Control` that the run loop answers from the core (`master/control_handler.rs`),
+//!   so it never races the core and costs the hot paths nothing.
+//! - **Beyond routing**, the Messenger holds three small tables: the monitor
+//!   ([`master::monitor`]: /proc samples every `--monitor-interval` plus each worker's last
+//!   `clutch:monitor` push), the watchdog (membership subscribers, diffed against the core
+//!   on each publish; nothing kept without subscribers) and the requests in flight
+//!   (`requestId` → asker, at most 4096, answered with an error when their one receiver is
+//!   gone).
+//! - **egg.js** ([`egg`], [`node`]): `clutch egg` builds egg-cluster's options and runs its
+//!   own workers under the egg dialect of lifecycle names (`master/names.rs`); Node app
+//!   workers get a `--require` preload that makes `listen(PORT)` take the inherited socket.
 //! - Per child: the master holds one end of a `socketpair`; the child inherits the other at
 //!   `CLUTCH_CHANNEL_FD` (also `NODE_CHANNEL_FD`, so Node's `process.send` works as is).
 //! - With `--port`, the master binds the port before any worker starts ([`listen`]):
@@ -107,6 +124,14 @@
 //! - With `--proxy-protocol`, at most 1024 connections wait for the rest of their header;
 //!   past that they are closed. A Rust worker that stops calling `recv()` or taking its
 //!   handoffs stops reading its channel once 16 MiB of messages or 256 connections wait.
+//! - A request sent to every app worker (`to: app` without `receiverPid`) gets only its
+//!   first answer; a request is answered with an error on the receiver's exit only when it
+//!   went to exactly one worker.
+//! - `clutch ctl list` reads `/proc` on the master's thread (about 30 µs per worker); naming
+//!   a caller is a user-database lookup there too, which can block if NSS is remote.
+//! - `clutch egg -p 0` picks a free port before the master binds it (egg's workers need the
+//!   number in their options); another process may take it in between. egg workers that
+//!   fail at startup exit with code 0, so `--restart on-failure` never restarts them.
 //! - Spawning forks from the master's thread; the child makes only async-signal-safe calls
 //!   before exec, with argv and envp built before fork.
 
