@@ -1,0 +1,618 @@
+//! `cargo bench --bench reload`: rolling reloads under continuous load lose no request.
+//!
+//! For each listener mode (the shared listening socket of `-p 0`, then sticky) a cluster of
+//! [`WORKERS`] `clutch-fixture http graceful` app workers (no agent) is started through the
+//! library, and client threads in this process keep it busy:
+//! - [`FRESH_LOOPS`] loops open a fresh connection per request (`connection: close`, read
+//!   to the end, SO_LINGER 0 so no TIME_WAIT piles up);
+//! - [`KEEPALIVE_LOOPS`] loops reuse one connection, and open another when a response says
+//!   `connection: close` (as the graceful worker's responses do once it drains).
+//!
+//! A request fails when its connect fails, or when it was sent (or its sending failed) and
+//! no complete `200` came back: nothing is retried. Sources rotate over
+//! 127.0.0.2..=127.0.0.250 so the sticky hash spreads clients over every slot.
+//!
+//! After a warm-up, a baseline window without reloads gives p50/p99 latency and req/s;
+//! then [`RELOADS`] consecutive `Master::reload(1)` run under the same load, then a short
+//! tail while the last old workers drain. Printed: failed requests (target 0), requests
+//! served, wall time per reload and per slot (`ReloadEvent::Slot::ready_in`), and p99
+//! during the reloads against the baseline's (target ≤ 1.5×).
+//!
+//! Caveat: the load generator, the master and the workers share the machine's cores, so
+//! latency includes waiting for a core; the load average is printed with the figures.
+
+mod common;
+
+use clutch::{Master, ReloadEvent};
+use hdrhistogram::Histogram;
+use socket2::{Domain, SockAddr, Socket, Type};
+use std::collections::BTreeSet;
+use std::io::{Read, Write};
+use std::net::{Ipv4Addr, SocketAddrV4, TcpStream};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU8, Ordering};
+use std::time::{Duration, Instant};
+
+const WORKERS: usize = 4;
+const FRESH_LOOPS: usize = 16;
+const KEEPALIVE_LOOPS: usize = 4;
+const RELOADS: usize = 10;
+const WARMUP: Duration = Duration::from_secs(1);
+const BASELINE: Duration = Duration::from_secs(3);
+/// Load kept on after the last reload, while its old workers drain.
+const TAIL: Duration = Duration::from_secs(1);
+/// Every client loop stops after this many requests or this long, whatever happens.
+const MAX_REQUESTS_PER_LOOP: u64 = 2_000_000;
+const MAX_LOOP_TIME: Duration = Duration::from_secs(180);
+const READY_DEADLINE: Duration = Duration::from_secs(30);
+const RELOAD_DEADLINE: Duration = Duration::from_secs(30);
+const STOP_DEADLINE: Duration = Duration::from_secs(20);
+const IO_TIMEOUT: Duration = Duration::from_secs(5);
+const FIRST_SOURCE: u8 = 2;
+const LAST_SOURCE: u8 = 250;
+/// Failure reasons kept per mode, to say why requests failed.
+const KEPT_REASONS: usize = 8;
+
+/// Which window a request started in.
+const WARMING: u8 = 0;
+const BEFORE: u8 = 1;
+const DURING: u8 = 2;
+const AFTER: u8 = 3;
+const STOPPED: u8 = 4;
+const WINDOWS: usize = 4;
+
+#[derive(Clone, Copy, PartialEq)]
+enum Mode {
+    Shared,
+    Sticky,
+}
+
+impl Mode {
+    fn name(self) -> &'static str {
+        match self {
+            Mode::Shared => "shared listener",
+            Mode::Sticky => "sticky",
+        }
+    }
+}
+
+fn main() {
+    if std::env::args().any(|a| a == "--list") {
+        return;
+    }
+    println!("machine: {}", common::machine());
+    println!(
+        "cluster: {WORKERS} `clutch-fixture http graceful` app workers, no agent; load: \
+         {FRESH_LOOPS} fresh-connection loops + {KEEPALIVE_LOOPS} keep-alive loops; \
+         {:.0} s warm-up, {:.0} s baseline, {RELOADS} x reload(1), {:.0} s tail",
+        WARMUP.as_secs_f64(),
+        BASELINE.as_secs_f64(),
+        TAIL.as_secs_f64()
+    );
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("a runtime");
+    let mut results = Vec::new();
+    for mode in [Mode::Shared, Mode::Sticky] {
+        println!("\n== {} (load average before: {})", mode.name(), loadavg());
+        let r = rt.block_on(run(mode));
+        r.print();
+        results.push(r);
+    }
+    println!("\nload average at the end: {}", loadavg());
+    println!("\n{}", summary(&results));
+}
+
+/// What one mode measured.
+struct Run {
+    mode: Mode,
+    clients: Clients,
+    windows: [Duration; WINDOWS],
+    /// Wall time of each `reload(1)` call, and the `took` it reported.
+    reloads: Vec<(Duration, Duration)>,
+    /// `ready_in` of every slot of every reload.
+    slots: Vec<Duration>,
+    reload_errors: Vec<String>,
+    leftover: Vec<u32>,
+}
+
+async fn run(mode: Mode) -> Run {
+    let mut b = Master::builder()
+        .app([env!("CARGO_BIN_EXE_clutch-fixture"), "http", "graceful"])
+        .workers(WORKERS)
+        .port(0)
+        .host("127.0.0.1")
+        .ready_timeout(Duration::from_secs(20))
+        .kill_timeout(Duration::from_secs(10));
+    if mode == Mode::Sticky {
+        b = b.sticky();
+    }
+    let mut m = b.start().expect("the cluster starts");
+    let info = tokio::time::timeout(READY_DEADLINE, m.ready())
+        .await
+        .expect("the cluster is ready in time")
+        .expect("the cluster is ready");
+    let port = info.port.expect("a port");
+    let mut pids: BTreeSet<u32> = m.workers().iter().map(|w| w.pid).collect();
+
+    let window = Arc::new(AtomicU8::new(WARMING));
+    let threads: Vec<_> = (0..FRESH_LOOPS + KEEPALIVE_LOOPS)
+        .map(|i| {
+            let window = window.clone();
+            let keepalive = i >= FRESH_LOOPS;
+            std::thread::spawn(move || client_loop(i, keepalive, port, &window))
+        })
+        .collect();
+
+    let mut windows = [Duration::ZERO; WINDOWS];
+    let mut mark = Instant::now();
+    let mut next = |w: u8, windows: &mut [Duration; WINDOWS]| {
+        let now = Instant::now();
+        windows[window.load(Ordering::SeqCst) as usize] = now - mark;
+        mark = now;
+        window.store(w, Ordering::SeqCst);
+    };
+    tokio::time::sleep(WARMUP).await;
+    next(BEFORE, &mut windows);
+    tokio::time::sleep(BASELINE).await;
+    next(DURING, &mut windows);
+    let mut reloads = Vec::new();
+    let mut slots = Vec::new();
+    let mut reload_errors = Vec::new();
+    for _ in 0..RELOADS {
+        let started = Instant::now();
+        match tokio::time::timeout(RELOAD_DEADLINE, m.reload(1)).await {
+            Ok(Ok(events)) => {
+                let mut took = Duration::ZERO;
+                for e in events {
+                    match e {
+                        ReloadEvent::Slot { ready_in, .. } => slots.push(ready_in),
+                        ReloadEvent::Completed { took: t, .. } => took = t,
+                        _ => {}
+                    }
+                }
+                reloads.push((started.elapsed(), took));
+            }
+            Ok(Err(e)) => reload_errors.push(e),
+            Err(_) => reload_errors.push(format!("no answer in {RELOAD_DEADLINE:?}")),
+        }
+        pids.extend(m.workers().iter().map(|w| w.pid));
+        if !reload_errors.is_empty() {
+            break;
+        }
+    }
+    next(AFTER, &mut windows);
+    tokio::time::sleep(TAIL).await;
+    next(STOPPED, &mut windows);
+    let mut clients = Clients::default();
+    for t in threads {
+        clients.merge(t.join().expect("a client thread"));
+    }
+    pids.extend(m.workers().iter().map(|w| w.pid));
+    if tokio::time::timeout(STOP_DEADLINE, m.shutdown())
+        .await
+        .is_err()
+    {
+        eprintln!("the cluster did not stop in {STOP_DEADLINE:?}; its workers are killed");
+    }
+    // Dropping the handle (done by shutdown or its timeout) SIGKILLs what is left; check.
+    let deadline = Instant::now() + STOP_DEADLINE;
+    let mut leftover: Vec<u32> = pids.iter().copied().filter(|p| alive(*p)).collect();
+    while !leftover.is_empty() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+        leftover.retain(|p| alive(*p));
+    }
+    Run {
+        mode,
+        clients,
+        windows,
+        reloads,
+        slots,
+        reload_errors,
+        leftover,
+    }
+}
+
+fn alive(pid: u32) -> bool {
+    // A zombie still answers kill(0); /proc says whether it is one.
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|s| s.rsplit_once(") ").map(|(_, rest)| !rest.starts_with('Z')))
+        .unwrap_or(false)
+}
+
+/// What the client loops saw, by window.
+struct Clients {
+    latency: Vec<Histogram<u64>>,
+    ok: [u64; WINDOWS],
+    failed: [u64; WINDOWS],
+    reasons: Vec<String>,
+    keepalive_ok: u64,
+    reconnects: u64,
+}
+
+impl Default for Clients {
+    fn default() -> Clients {
+        Clients {
+            latency: (0..WINDOWS)
+                .map(|_| Histogram::new_with_bounds(1, 60_000_000, 3).expect("bounds"))
+                .collect(),
+            ok: [0; WINDOWS],
+            failed: [0; WINDOWS],
+            reasons: Vec::new(),
+            keepalive_ok: 0,
+            reconnects: 0,
+        }
+    }
+}
+
+impl Clients {
+    fn merge(&mut self, other: Clients) {
+        for (a, b) in self.latency.iter_mut().zip(&other.latency) {
+            a.add(b).expect("same bounds");
+        }
+        for w in 0..WINDOWS {
+            self.ok[w] += other.ok[w];
+            self.failed[w] += other.failed[w];
+        }
+        for r in other.reasons {
+            if self.reasons.len() < KEPT_REASONS {
+                self.reasons.push(r);
+            }
+        }
+        self.keepalive_ok += other.keepalive_ok;
+        self.reconnects += other.reconnects;
+    }
+
+    fn record(&mut self, window: u8, started: Instant, result: Result<(), String>) {
+        let w = window as usize;
+        match result {
+            Ok(()) => {
+                self.ok[w] += 1;
+                let us = started.elapsed().as_micros().max(1) as u64;
+                let _ = self.latency[w].record(us.min(60_000_000));
+            }
+            Err(why) => {
+                self.failed[w] += 1;
+                if self.reasons.len() < KEPT_REASONS {
+                    let name = ["warm-up", "before", "during", "after"][w];
+                    self.reasons.push(format!("{name}: {why}"));
+                }
+            }
+        }
+    }
+}
+
+/// One client loop, until the window says stop (or its own bounds).
+fn client_loop(index: usize, keepalive: bool, port: u16, window: &AtomicU8) -> Clients {
+    let mut c = Clients::default();
+    let started = Instant::now();
+    let span = u32::from(LAST_SOURCE - FIRST_SOURCE) + 1;
+    let mut source = index as u32;
+    let mut next_source = move || {
+        source = (source + 7) % span;
+        FIRST_SOURCE + source as u8
+    };
+    let mut conn: Option<TcpStream> = None;
+    for _ in 0..MAX_REQUESTS_PER_LOOP {
+        let w = window.load(Ordering::SeqCst);
+        if w == STOPPED || started.elapsed() > MAX_LOOP_TIME {
+            break;
+        }
+        let t = Instant::now();
+        if !keepalive {
+            let r = fresh_request(next_source(), port);
+            c.record(w, t, r);
+            continue;
+        }
+        if conn.is_none() {
+            match connect(next_source(), port) {
+                Ok(s) => {
+                    c.reconnects += 1;
+                    conn = Some(s);
+                }
+                Err(e) => {
+                    c.record(w, t, Err(format!("keep-alive connect: {e}")));
+                    continue;
+                }
+            }
+        }
+        let stream = conn.as_mut().expect("connected above");
+        match keepalive_request(stream) {
+            Ok(keep) => {
+                c.keepalive_ok += 1;
+                c.record(w, t, Ok(()));
+                if !keep {
+                    conn = None;
+                }
+            }
+            Err(e) => {
+                c.record(w, t, Err(e));
+                conn = None;
+            }
+        }
+    }
+    c
+}
+
+fn connect(from: u8, port: u16) -> std::io::Result<TcpStream> {
+    let socket = Socket::new(Domain::IPV4, Type::STREAM, None)?;
+    socket.bind(&SockAddr::from(SocketAddrV4::new(
+        Ipv4Addr::new(127, 0, 0, from),
+        0,
+    )))?;
+    // RST on close: the loops open thousands of connections a second.
+    socket.set_linger(Some(Duration::ZERO))?;
+    socket.set_tcp_nodelay(true)?;
+    let to = SocketAddrV4::new(Ipv4Addr::LOCALHOST, port);
+    socket.connect_timeout(&SockAddr::from(to), IO_TIMEOUT)?;
+    let stream: TcpStream = socket.into();
+    stream.set_read_timeout(Some(IO_TIMEOUT))?;
+    stream.set_write_timeout(Some(IO_TIMEOUT))?;
+    Ok(stream)
+}
+
+/// `GET /` on a fresh connection, read until the server closes.
+fn fresh_request(from: u8, port: u16) -> Result<(), String> {
+    let mut s = connect(from, port).map_err(|e| format!("connect: {e}"))?;
+    s.write_all(b"GET / HTTP/1.1\r\nHost: bench\r\nConnection: close\r\n\r\n")
+        .map_err(|e| format!("fresh write: {e}"))?;
+    let mut raw = Vec::with_capacity(256);
+    s.read_to_end(&mut raw)
+        .map_err(|e| format!("fresh read: {e} after {} bytes", raw.len()))?;
+    let (_, body_at, length) = parse_head(&raw).ok_or_else(|| {
+        format!(
+            "fresh: no complete response ({} bytes: {:?})",
+            raw.len(),
+            String::from_utf8_lossy(&raw)
+        )
+    })?;
+    if raw.len() - body_at != length {
+        return Err(format!(
+            "fresh: body of {} bytes, content-length {length}",
+            raw.len() - body_at
+        ));
+    }
+    Ok(())
+}
+
+/// `GET /` on a kept connection; whether the server keeps it open after.
+fn keepalive_request(s: &mut TcpStream) -> Result<bool, String> {
+    s.write_all(b"GET / HTTP/1.1\r\nHost: bench\r\n\r\n")
+        .map_err(|e| format!("keep-alive write: {e}"))?;
+    let mut raw = Vec::with_capacity(256);
+    let mut chunk = [0u8; 1024];
+    loop {
+        if let Some((close, body_at, length)) = parse_head(&raw)
+            && raw.len() >= body_at + length
+        {
+            if raw.len() > body_at + length {
+                return Err("keep-alive: bytes past the response".into());
+            }
+            return Ok(!close);
+        }
+        match s.read(&mut chunk) {
+            Ok(0) => {
+                return Err(format!(
+                    "keep-alive: closed after {} bytes of the response",
+                    raw.len()
+                ));
+            }
+            Ok(n) => raw.extend_from_slice(&chunk[..n]),
+            Err(e) => {
+                return Err(format!(
+                    "keep-alive read: {e} after {} bytes of the response",
+                    raw.len()
+                ));
+            }
+        }
+    }
+}
+
+/// A `200` response head in `raw`: (says `connection: close`, where the body starts,
+/// content-length).
+fn parse_head(raw: &[u8]) -> Option<(bool, usize, usize)> {
+    let end = raw.windows(4).position(|w| w == b"\r\n\r\n")?;
+    let head = String::from_utf8_lossy(&raw[..end]).to_ascii_lowercase();
+    if !head.starts_with("http/1.1 200 ") {
+        return None;
+    }
+    let mut length = None;
+    let mut close = false;
+    for line in head.lines().skip(1) {
+        let (k, v) = line.split_once(':')?;
+        match (k.trim(), v.trim()) {
+            ("content-length", v) => length = v.parse().ok(),
+            ("connection", "close") => close = true,
+            _ => {}
+        }
+    }
+    Some((close, end + 4, length?))
+}
+
+fn loadavg() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .unwrap_or_default()
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1e3
+}
+
+fn pct(h: &Histogram<u64>, q: f64) -> f64 {
+    h.value_at_quantile(q) as f64 / 1e3
+}
+
+impl Run {
+    fn rate(&self, w: u8) -> f64 {
+        let w = w as usize;
+        (self.clients.ok[w] + self.clients.failed[w]) as f64 / self.windows[w].as_secs_f64()
+    }
+
+    fn failed(&self) -> u64 {
+        self.clients.failed.iter().sum()
+    }
+
+    fn p99_ratio(&self) -> f64 {
+        pct(&self.clients.latency[DURING as usize], 0.99)
+            / pct(&self.clients.latency[BEFORE as usize], 0.99)
+    }
+
+    fn reload_mean(&self) -> Duration {
+        let total: Duration = self.reloads.iter().map(|r| r.0).sum();
+        total / self.reloads.len().max(1) as u32
+    }
+
+    fn reload_max(&self) -> Duration {
+        self.reloads.iter().map(|r| r.0).max().unwrap_or_default()
+    }
+
+    fn print(&self) {
+        let c = &self.clients;
+        for (w, name) in [(BEFORE, "before (no reload)"), (DURING, "during reloads")] {
+            let h = &c.latency[w as usize];
+            println!(
+                "  {name:<20} {:>6.2} s  {:>8} ok  {:>3} failed  {:>7.0} req/s  p50 {:>6.2} ms  \
+                 p99 {:>6.2} ms  max {:>7.2} ms",
+                self.windows[w as usize].as_secs_f64(),
+                c.ok[w as usize],
+                c.failed[w as usize],
+                self.rate(w),
+                pct(h, 0.5),
+                pct(h, 0.99),
+                h.max() as f64 / 1e3,
+            );
+        }
+        println!(
+            "  failed: {} in all (warm-up {}, before {}, during {}, after {}); served {} \
+             ({} on keep-alive connections, {} keep-alive connections opened)",
+            self.failed(),
+            c.failed[0],
+            c.failed[1],
+            c.failed[2],
+            c.failed[3],
+            c.ok.iter().sum::<u64>(),
+            c.keepalive_ok,
+            c.reconnects
+        );
+        for r in &c.reasons {
+            println!("    {r}");
+        }
+        let mut slots = self.slots.clone();
+        slots.sort();
+        let q = |p: f64| {
+            slots
+                .get(((slots.len() as f64 * p) as usize).min(slots.len().saturating_sub(1)))
+                .map_or(0.0, |d| ms(*d))
+        };
+        println!(
+            "  reloads: {} of {RELOADS} completed; wall per reload mean {:.0} ms, max {:.0} ms \
+             (master's own `took`: mean {:.0} ms); per slot ready_in p50 {:.1} ms, max {:.1} \
+             ms ({} slots)",
+            self.reloads.len(),
+            ms(self.reload_mean()),
+            ms(self.reload_max()),
+            ms(self.reloads.iter().map(|r| r.1).sum::<Duration>()
+                / self.reloads.len().max(1) as u32),
+            q(0.5),
+            slots.last().map_or(0.0, |d| ms(*d)),
+            slots.len()
+        );
+        for e in &self.reload_errors {
+            println!("  reload error: {e}");
+        }
+        if !self.leftover.is_empty() {
+            println!("  PROCESSES LEFT BEHIND: {:?}", self.leftover);
+        }
+    }
+}
+
+fn summary(runs: &[Run]) -> String {
+    let mut out = String::new();
+    let row = |out: &mut String, cells: [String; 3]| {
+        out.push_str(&format!(
+            "| {:<36} | {:>18} | {:>18} |\n",
+            cells[0], cells[1], cells[2]
+        ));
+    };
+    let cell = |f: &dyn Fn(&Run) -> String| -> [String; 2] { [f(&runs[0]), f(&runs[1])] };
+    let lines: Vec<(&str, [String; 2])> = vec![
+        (
+            "failed requests (target 0)",
+            cell(&|r| r.failed().to_string()),
+        ),
+        (
+            "requests served during the reloads",
+            cell(&|r| r.clients.ok[DURING as usize].to_string()),
+        ),
+        (
+            "req/s before / during",
+            cell(&|r| format!("{:.0} / {:.0}", r.rate(BEFORE), r.rate(DURING))),
+        ),
+        (
+            "p50 before / during (ms)",
+            cell(&|r| {
+                format!(
+                    "{:.2} / {:.2}",
+                    pct(&r.clients.latency[1], 0.5),
+                    pct(&r.clients.latency[2], 0.5)
+                )
+            }),
+        ),
+        (
+            "p99 before / during (ms)",
+            cell(&|r| {
+                format!(
+                    "{:.2} / {:.2}",
+                    pct(&r.clients.latency[1], 0.99),
+                    pct(&r.clients.latency[2], 0.99)
+                )
+            }),
+        ),
+        (
+            "p99 during / before (target <= 1.5)",
+            cell(&|r| format!("{:.2}", r.p99_ratio())),
+        ),
+        (
+            "reload of 4 slots, mean / max (ms)",
+            cell(&|r| format!("{:.0} / {:.0}", ms(r.reload_mean()), ms(r.reload_max()))),
+        ),
+        (
+            "per slot ready_in, mean (ms)",
+            cell(&|r| {
+                let n = r.slots.len().max(1) as u32;
+                format!("{:.1}", ms(r.slots.iter().sum::<Duration>() / n))
+            }),
+        ),
+        (
+            "targets met (0 failed, <= 1 s, 1.5x)",
+            cell(&|r| {
+                format!(
+                    "{} / {} / {}",
+                    yes(r.failed() == 0 && r.reload_errors.is_empty()),
+                    yes(r.reloads.len() == RELOADS && r.reload_max() <= Duration::from_secs(1)),
+                    yes(r.p99_ratio() <= 1.5)
+                )
+            }),
+        ),
+    ];
+    row(
+        &mut out,
+        [
+            String::new(),
+            runs[0].mode.name().into(),
+            runs[1].mode.name().into(),
+        ],
+    );
+    out.push_str(&format!("|{:-<38}|{:-<20}|{:-<20}|\n", "", "", ""));
+    for (name, [a, b]) in lines {
+        row(&mut out, [name.into(), a, b]);
+    }
+    out
+}
+
+fn yes(ok: bool) -> String {
+    if ok { "yes".into() } else { "NO".into() }
+}
