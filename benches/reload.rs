@@ -18,6 +18,15 @@
 //! served, wall time per reload and per slot (`ReloadEvent::Slot::ready_in`), and p99
 //! during the reloads against the baseline's (target ≤ 1.5×).
 //!
+//! Each mode runs twice: first saturating (every loop sends its next request as soon as
+//! the last is answered: the load above), then paced at half the rate the saturating
+//! baseline reached (each loop waits for its next tick), so that the cost of starting new
+//! workers is not hidden behind cores already fully busy. Latency is counted from sending
+//! (fresh: from connecting), per kind of loop and in all.
+//!
+//! `RELOAD_BENCH_WORKER="http"` runs the workers as plain `clutch-fixture http` (they die on
+//! SIGTERM at once): the bench then shows what a worker that does not drain loses.
+//!
 //! Caveat: the load generator, the master and the workers share the machine's cores, so
 //! latency includes waiting for a core; the load average is printed with the figures.
 
@@ -52,6 +61,11 @@ const FIRST_SOURCE: u8 = 2;
 const LAST_SOURCE: u8 = 250;
 /// Failure reasons kept per mode, to say why requests failed.
 const KEPT_REASONS: usize = 8;
+/// The paced pass runs at this share of the saturating baseline's rate.
+const PACED_SHARE: f64 = 0.5;
+/// Kinds of client loop, for the latency split.
+const FRESH: usize = 0;
+const KEEPALIVE: usize = 1;
 
 /// Which window a request started in.
 const WARMING: u8 = 0;
@@ -80,9 +94,10 @@ fn main() {
     if std::env::args().any(|a| a == "--list") {
         return;
     }
+    let worker = std::env::var("RELOAD_BENCH_WORKER").unwrap_or_else(|_| "http graceful".into());
     println!("machine: {}", common::machine());
     println!(
-        "cluster: {WORKERS} `clutch-fixture http graceful` app workers, no agent; load: \
+        "cluster: {WORKERS} `clutch-fixture {worker}` app workers, no agent; load: \
          {FRESH_LOOPS} fresh-connection loops + {KEEPALIVE_LOOPS} keep-alive loops; \
          {:.0} s warm-up, {:.0} s baseline, {RELOADS} x reload(1), {:.0} s tail",
         WARMUP.as_secs_f64(),
@@ -94,11 +109,30 @@ fn main() {
         .build()
         .expect("a runtime");
     let mut results = Vec::new();
+    let args: Vec<&str> = worker.split_whitespace().collect();
     for mode in [Mode::Shared, Mode::Sticky] {
-        println!("\n== {} (load average before: {})", mode.name(), loadavg());
-        let r = rt.block_on(run(mode));
-        r.print();
-        results.push(r);
+        println!(
+            "\n== {}, saturating (load average before: {})",
+            mode.name(),
+            loadavg()
+        );
+        let saturating = rt.block_on(run(mode, &args, None));
+        saturating.print();
+        let per_loop =
+            saturating.rate(BEFORE) * PACED_SHARE / (FRESH_LOOPS + KEEPALIVE_LOOPS) as f64;
+        let pace = Duration::from_secs_f64(1.0 / per_loop.max(1.0));
+        println!(
+            "\n== {}, paced: {:.0} req/s in all, one request per {:.2} ms per loop (load average \
+             before: {})",
+            mode.name(),
+            per_loop * (FRESH_LOOPS + KEEPALIVE_LOOPS) as f64,
+            ms(pace),
+            loadavg()
+        );
+        let paced = rt.block_on(run(mode, &args, Some(pace)));
+        paced.print();
+        results.push(saturating);
+        results.push(paced);
     }
     println!("\nload average at the end: {}", loadavg());
     println!("\n{}", summary(&results));
@@ -107,6 +141,7 @@ fn main() {
 /// What one mode measured.
 struct Run {
     mode: Mode,
+    paced: bool,
     clients: Clients,
     windows: [Duration; WINDOWS],
     /// Wall time of each `reload(1)` call, and the `took` it reported.
@@ -114,12 +149,15 @@ struct Run {
     /// `ready_in` of every slot of every reload.
     slots: Vec<Duration>,
     reload_errors: Vec<String>,
+    /// Old workers still alive at the end of the tail.
+    draining_after_tail: usize,
     leftover: Vec<u32>,
 }
 
-async fn run(mode: Mode) -> Run {
+async fn run(mode: Mode, args: &[&str], pace: Option<Duration>) -> Run {
+    let command = std::iter::once(env!("CARGO_BIN_EXE_clutch-fixture")).chain(args.iter().copied());
     let mut b = Master::builder()
-        .app([env!("CARGO_BIN_EXE_clutch-fixture"), "http", "graceful"])
+        .app(command)
         .workers(WORKERS)
         .port(0)
         .host("127.0.0.1")
@@ -141,7 +179,7 @@ async fn run(mode: Mode) -> Run {
         .map(|i| {
             let window = window.clone();
             let keepalive = i >= FRESH_LOOPS;
-            std::thread::spawn(move || client_loop(i, keepalive, port, &window))
+            std::thread::spawn(move || client_loop(i, keepalive, port, &window, pace))
         })
         .collect();
 
@@ -183,7 +221,18 @@ async fn run(mode: Mode) -> Run {
         }
     }
     next(AFTER, &mut windows);
+    let workers = m.workers();
+    let newest = workers.iter().map(|w| w.generation).max().unwrap_or(0);
+    let current: BTreeSet<u32> = workers
+        .iter()
+        .filter(|w| w.generation == newest)
+        .map(|w| w.pid)
+        .collect();
     tokio::time::sleep(TAIL).await;
+    let draining_after_tail = pids
+        .iter()
+        .filter(|p| !current.contains(p) && alive(**p))
+        .count();
     next(STOPPED, &mut windows);
     let mut clients = Clients::default();
     for t in threads {
@@ -205,11 +254,13 @@ async fn run(mode: Mode) -> Run {
     }
     Run {
         mode,
+        paced: pace.is_some(),
         clients,
         windows,
         reloads,
         slots,
         reload_errors,
+        draining_after_tail,
         leftover,
     }
 }
@@ -235,7 +286,7 @@ struct Clients {
 impl Default for Clients {
     fn default() -> Clients {
         Clients {
-            latency: (0..WINDOWS)
+            latency: (0..WINDOWS * 2)
                 .map(|_| Histogram::new_with_bounds(1, 60_000_000, 3).expect("bounds"))
                 .collect(),
             ok: [0; WINDOWS],
@@ -265,13 +316,26 @@ impl Clients {
         self.reconnects += other.reconnects;
     }
 
-    fn record(&mut self, window: u8, started: Instant, result: Result<(), String>) {
+    /// Latency of the requests of `window`, of one kind of loop or (`None`) of all.
+    fn latency(&self, window: u8, kind: Option<usize>) -> Histogram<u64> {
+        let w = window as usize;
+        match kind {
+            Some(k) => self.latency[w * 2 + k].clone(),
+            None => {
+                let mut h = self.latency[w * 2].clone();
+                h.add(&self.latency[w * 2 + 1]).expect("same bounds");
+                h
+            }
+        }
+    }
+
+    fn record(&mut self, window: u8, kind: usize, started: Instant, result: Result<(), String>) {
         let w = window as usize;
         match result {
             Ok(()) => {
                 self.ok[w] += 1;
                 let us = started.elapsed().as_micros().max(1) as u64;
-                let _ = self.latency[w].record(us.min(60_000_000));
+                let _ = self.latency[w * 2 + kind].record(us.min(60_000_000));
             }
             Err(why) => {
                 self.failed[w] += 1;
@@ -285,9 +349,18 @@ impl Clients {
 }
 
 /// One client loop, until the window says stop (or its own bounds).
-fn client_loop(index: usize, keepalive: bool, port: u16, window: &AtomicU8) -> Clients {
+fn client_loop(
+    index: usize,
+    keepalive: bool,
+    port: u16,
+    window: &AtomicU8,
+    pace: Option<Duration>,
+) -> Clients {
     let mut c = Clients::default();
     let started = Instant::now();
+    let kind = if keepalive { KEEPALIVE } else { FRESH };
+    // Paced loops start spread over one interval, so their ticks do not come together.
+    let mut tick = pace.map(|p| Instant::now() + p.mul_f64(index as f64 / 20.0));
     let span = u32::from(LAST_SOURCE - FIRST_SOURCE) + 1;
     let mut source = index as u32;
     let mut next_source = move || {
@@ -300,10 +373,22 @@ fn client_loop(index: usize, keepalive: bool, port: u16, window: &AtomicU8) -> C
         if w == STOPPED || started.elapsed() > MAX_LOOP_TIME {
             break;
         }
+        if let (Some(at), Some(p)) = (tick.as_mut(), pace) {
+            let now = Instant::now();
+            if *at > now {
+                std::thread::sleep(*at - now);
+            }
+            // A late loop skips the ticks it missed rather than bursting to catch up.
+            *at = (*at + p).max(Instant::now());
+        }
+        let w = window.load(Ordering::SeqCst);
+        if w == STOPPED {
+            break;
+        }
         let t = Instant::now();
         if !keepalive {
             let r = fresh_request(next_source(), port);
-            c.record(w, t, r);
+            c.record(w, kind, t, r);
             continue;
         }
         if conn.is_none() {
@@ -313,7 +398,7 @@ fn client_loop(index: usize, keepalive: bool, port: u16, window: &AtomicU8) -> C
                     conn = Some(s);
                 }
                 Err(e) => {
-                    c.record(w, t, Err(format!("keep-alive connect: {e}")));
+                    c.record(w, kind, t, Err(format!("keep-alive connect: {e}")));
                     continue;
                 }
             }
@@ -322,13 +407,13 @@ fn client_loop(index: usize, keepalive: bool, port: u16, window: &AtomicU8) -> C
         match keepalive_request(stream) {
             Ok(keep) => {
                 c.keepalive_ok += 1;
-                c.record(w, t, Ok(()));
+                c.record(w, kind, t, Ok(()));
                 if !keep {
                     conn = None;
                 }
             }
             Err(e) => {
-                c.record(w, t, Err(e));
+                c.record(w, kind, t, Err(e));
                 conn = None;
             }
         }
@@ -446,6 +531,14 @@ fn pct(h: &Histogram<u64>, q: f64) -> f64 {
 }
 
 impl Run {
+    fn name(&self) -> String {
+        format!(
+            "{}, {}",
+            self.mode.name(),
+            if self.paced { "paced" } else { "saturating" }
+        )
+    }
+
     fn rate(&self, w: u8) -> f64 {
         let w = w as usize;
         (self.clients.ok[w] + self.clients.failed[w]) as f64 / self.windows[w].as_secs_f64()
@@ -455,9 +548,12 @@ impl Run {
         self.clients.failed.iter().sum()
     }
 
+    fn p99(&self, w: u8) -> f64 {
+        pct(&self.clients.latency(w, None), 0.99)
+    }
+
     fn p99_ratio(&self) -> f64 {
-        pct(&self.clients.latency[DURING as usize], 0.99)
-            / pct(&self.clients.latency[BEFORE as usize], 0.99)
+        self.p99(DURING) / self.p99(BEFORE)
     }
 
     fn reload_mean(&self) -> Duration {
@@ -469,21 +565,34 @@ impl Run {
         self.reloads.iter().map(|r| r.0).max().unwrap_or_default()
     }
 
+    fn slot_mean(&self) -> Duration {
+        self.slots.iter().sum::<Duration>() / self.slots.len().max(1) as u32
+    }
+
     fn print(&self) {
         let c = &self.clients;
         for (w, name) in [(BEFORE, "before (no reload)"), (DURING, "during reloads")] {
-            let h = &c.latency[w as usize];
             println!(
-                "  {name:<20} {:>6.2} s  {:>8} ok  {:>3} failed  {:>7.0} req/s  p50 {:>6.2} ms  \
-                 p99 {:>6.2} ms  max {:>7.2} ms",
+                "  {name:<19} {:>5.2} s {:>7} ok {:>3} failed {:>6.0} req/s",
                 self.windows[w as usize].as_secs_f64(),
                 c.ok[w as usize],
                 c.failed[w as usize],
                 self.rate(w),
-                pct(h, 0.5),
-                pct(h, 0.99),
-                h.max() as f64 / 1e3,
             );
+            for (kind, label) in [
+                (None, "all"),
+                (Some(FRESH), "fresh"),
+                (Some(KEEPALIVE), "keep-alive"),
+            ] {
+                let h = c.latency(w, kind);
+                println!(
+                    "      {label:<11} p50 {:>6.2} ms  p99 {:>6.2} ms  p99.9 {:>7.2} ms  max {:>7.2} ms",
+                    pct(&h, 0.5),
+                    pct(&h, 0.99),
+                    pct(&h, 0.999),
+                    h.max() as f64 / 1e3,
+                );
+            }
         }
         println!(
             "  failed: {} in all (warm-up {}, before {}, during {}, after {}); served {} \
@@ -500,25 +609,23 @@ impl Run {
         for r in &c.reasons {
             println!("    {r}");
         }
-        let mut slots = self.slots.clone();
-        slots.sort();
-        let q = |p: f64| {
-            slots
-                .get(((slots.len() as f64 * p) as usize).min(slots.len().saturating_sub(1)))
-                .map_or(0.0, |d| ms(*d))
-        };
         println!(
             "  reloads: {} of {RELOADS} completed; wall per reload mean {:.0} ms, max {:.0} ms \
-             (master's own `took`: mean {:.0} ms); per slot ready_in p50 {:.1} ms, max {:.1} \
-             ms ({} slots)",
+             (the master's own `took`: mean {:.0} ms); per slot ready_in mean {:.1} ms, max \
+             {:.1} ms ({} slots)",
             self.reloads.len(),
             ms(self.reload_mean()),
             ms(self.reload_max()),
             ms(self.reloads.iter().map(|r| r.1).sum::<Duration>()
                 / self.reloads.len().max(1) as u32),
-            q(0.5),
-            slots.last().map_or(0.0, |d| ms(*d)),
-            slots.len()
+            ms(self.slot_mean()),
+            self.slots.iter().max().map_or(0.0, |d| ms(*d)),
+            self.slots.len()
+        );
+        println!(
+            "  old workers still draining {:.0} s after the last reload: {}",
+            TAIL.as_secs_f64(),
+            self.draining_after_tail
         );
         for e in &self.reload_errors {
             println!("  reload error: {e}");
@@ -530,85 +637,61 @@ impl Run {
 }
 
 fn summary(runs: &[Run]) -> String {
-    let mut out = String::new();
-    let row = |out: &mut String, cells: [String; 3]| {
-        out.push_str(&format!(
-            "| {:<36} | {:>18} | {:>18} |\n",
-            cells[0], cells[1], cells[2]
-        ));
-    };
-    let cell = |f: &dyn Fn(&Run) -> String| -> [String; 2] { [f(&runs[0]), f(&runs[1])] };
-    let lines: Vec<(&str, [String; 2])> = vec![
-        (
-            "failed requests (target 0)",
-            cell(&|r| r.failed().to_string()),
-        ),
-        (
-            "requests served during the reloads",
-            cell(&|r| r.clients.ok[DURING as usize].to_string()),
-        ),
-        (
-            "req/s before / during",
-            cell(&|r| format!("{:.0} / {:.0}", r.rate(BEFORE), r.rate(DURING))),
-        ),
-        (
-            "p50 before / during (ms)",
-            cell(&|r| {
-                format!(
-                    "{:.2} / {:.2}",
-                    pct(&r.clients.latency[1], 0.5),
-                    pct(&r.clients.latency[2], 0.5)
-                )
-            }),
-        ),
-        (
-            "p99 before / during (ms)",
-            cell(&|r| {
-                format!(
-                    "{:.2} / {:.2}",
-                    pct(&r.clients.latency[1], 0.99),
-                    pct(&r.clients.latency[2], 0.99)
-                )
-            }),
-        ),
-        (
-            "p99 during / before (target <= 1.5)",
-            cell(&|r| format!("{:.2}", r.p99_ratio())),
-        ),
-        (
-            "reload of 4 slots, mean / max (ms)",
-            cell(&|r| format!("{:.0} / {:.0}", ms(r.reload_mean()), ms(r.reload_max()))),
-        ),
-        (
-            "per slot ready_in, mean (ms)",
-            cell(&|r| {
-                let n = r.slots.len().max(1) as u32;
-                format!("{:.1}", ms(r.slots.iter().sum::<Duration>() / n))
-            }),
-        ),
-        (
-            "targets met (0 failed, <= 1 s, 1.5x)",
-            cell(&|r| {
-                format!(
-                    "{} / {} / {}",
-                    yes(r.failed() == 0 && r.reload_errors.is_empty()),
-                    yes(r.reloads.len() == RELOADS && r.reload_max() <= Duration::from_secs(1)),
-                    yes(r.p99_ratio() <= 1.5)
-                )
-            }),
-        ),
+    type Cell = fn(&Run) -> String;
+    let lines: [(&str, Cell); 10] = [
+        ("failed requests (target 0)", |r| r.failed().to_string()),
+        ("served during the reloads", |r| {
+            r.clients.ok[DURING as usize].to_string()
+        }),
+        ("req/s before / during", |r| {
+            format!("{:.0} / {:.0}", r.rate(BEFORE), r.rate(DURING))
+        }),
+        ("p50 before / during (ms)", |r| {
+            format!(
+                "{:.2} / {:.2}",
+                pct(&r.clients.latency(BEFORE, None), 0.5),
+                pct(&r.clients.latency(DURING, None), 0.5)
+            )
+        }),
+        ("p99 before / during (ms)", |r| {
+            format!("{:.2} / {:.2}", r.p99(BEFORE), r.p99(DURING))
+        }),
+        ("p99 during / before (target <= 1.5)", |r| {
+            format!("{:.2}", r.p99_ratio())
+        }),
+        ("reload of 4 slots, mean / max (ms)", |r| {
+            format!("{:.0} / {:.0}", ms(r.reload_mean()), ms(r.reload_max()))
+        }),
+        ("per slot ready_in, mean (ms)", |r| {
+            format!("{:.1}", ms(r.slot_mean()))
+        }),
+        ("old workers draining after 1 s", |r| {
+            r.draining_after_tail.to_string()
+        }),
+        ("targets: 0 failed / <= 1 s / <= 1.5x", |r| {
+            format!(
+                "{} / {} / {}",
+                yes(r.failed() == 0 && r.reload_errors.is_empty()),
+                yes(r.reloads.len() == RELOADS && r.reload_max() <= Duration::from_secs(1)),
+                yes(r.p99_ratio() <= 1.5)
+            )
+        }),
     ];
-    row(
-        &mut out,
-        [
-            String::new(),
-            runs[0].mode.name().into(),
-            runs[1].mode.name().into(),
-        ],
-    );
-    out.push_str(&format!("|{:-<38}|{:-<20}|{:-<20}|\n", "", "", ""));
-    for (name, [a, b]) in lines {
-        row(&mut out, [name.into(), a, b]);
+    let mut out = format!("| {:<37} |", "");
+    for r in runs {
+        out.push_str(&format!(" {:>26} |", r.name()));
+    }
+    out.push_str(&format!("\n|{:-<39}|", ""));
+    for _ in runs {
+        out.push_str(&format!("{:-<28}|", ""));
+    }
+    out.push('\n');
+    for (name, cell) in lines {
+        out.push_str(&format!("| {name:<37} |"));
+        for r in runs {
+            out.push_str(&format!(" {:>26} |", cell(r)));
+        }
+        out.push('\n');
     }
     out
 }
