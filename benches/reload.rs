@@ -27,6 +27,9 @@
 //! `RELOAD_BENCH_WORKER="http"` runs the workers as plain `clutch-fixture http` (they die on
 //! SIGTERM at once): the bench then shows what a worker that does not drain loses.
 //!
+//! The master runs in a process of its own (this bench re-run with `--master-child`), as
+//! `clutch start` would: the load generator's threads then pay nothing for its forks.
+//!
 //! Caveat: the load generator, the master and the workers share the machine's cores, so
 //! latency includes waiting for a core; the load average is printed with the figures.
 
@@ -91,8 +94,12 @@ impl Mode {
 }
 
 fn main() {
-    if std::env::args().any(|a| a == "--list") {
+    let argv: Vec<String> = std::env::args().collect();
+    if argv.iter().any(|a| a == "--list") {
         return;
+    }
+    if argv.get(1).map(String::as_str) == Some(MASTER_CHILD) {
+        return master_child(&argv[2], &argv[3..]);
     }
     let worker = std::env::var("RELOAD_BENCH_WORKER").unwrap_or_else(|_| "http graceful".into());
     println!("machine: {}", common::machine());
@@ -104,10 +111,6 @@ fn main() {
         BASELINE.as_secs_f64(),
         TAIL.as_secs_f64()
     );
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("a runtime");
     let mut results = Vec::new();
     let args: Vec<&str> = worker.split_whitespace().collect();
     for mode in [Mode::Shared, Mode::Sticky] {
@@ -116,7 +119,7 @@ fn main() {
             mode.name(),
             loadavg()
         );
-        let saturating = rt.block_on(run(mode, &args, None));
+        let saturating = run(mode, &args, None);
         saturating.print();
         let per_loop =
             saturating.rate(BEFORE) * PACED_SHARE / (FRESH_LOOPS + KEEPALIVE_LOOPS) as f64;
@@ -129,7 +132,7 @@ fn main() {
             ms(pace),
             loadavg()
         );
-        let paced = rt.block_on(run(mode, &args, Some(pace)));
+        let paced = run(mode, &args, Some(pace));
         paced.print();
         results.push(saturating);
         results.push(paced);
@@ -154,25 +157,9 @@ struct Run {
     leftover: Vec<u32>,
 }
 
-async fn run(mode: Mode, args: &[&str], pace: Option<Duration>) -> Run {
-    let command = std::iter::once(env!("CARGO_BIN_EXE_clutch-fixture")).chain(args.iter().copied());
-    let mut b = Master::builder()
-        .app(command)
-        .workers(WORKERS)
-        .port(0)
-        .host("127.0.0.1")
-        .ready_timeout(Duration::from_secs(20))
-        .kill_timeout(Duration::from_secs(10));
-    if mode == Mode::Sticky {
-        b = b.sticky();
-    }
-    let mut m = b.start().expect("the cluster starts");
-    let info = tokio::time::timeout(READY_DEADLINE, m.ready())
-        .await
-        .expect("the cluster is ready in time")
-        .expect("the cluster is ready");
-    let port = info.port.expect("a port");
-    let mut pids: BTreeSet<u32> = m.workers().iter().map(|w| w.pid).collect();
+fn run(mode: Mode, args: &[&str], pace: Option<Duration>) -> Run {
+    let (mut master, port) = MasterProcess::start(mode, args);
+    let mut pids: BTreeSet<u32> = master.workers().iter().map(|w| w.0).collect();
 
     let window = Arc::new(AtomicU8::new(WARMING));
     let threads: Vec<_> = (0..FRESH_LOOPS + KEEPALIVE_LOOPS)
@@ -191,44 +178,35 @@ async fn run(mode: Mode, args: &[&str], pace: Option<Duration>) -> Run {
         mark = now;
         window.store(w, Ordering::SeqCst);
     };
-    tokio::time::sleep(WARMUP).await;
+    std::thread::sleep(WARMUP);
     next(BEFORE, &mut windows);
-    tokio::time::sleep(BASELINE).await;
+    std::thread::sleep(BASELINE);
     next(DURING, &mut windows);
     let mut reloads = Vec::new();
     let mut slots = Vec::new();
     let mut reload_errors = Vec::new();
     for _ in 0..RELOADS {
-        let started = Instant::now();
-        match tokio::time::timeout(RELOAD_DEADLINE, m.reload(1)).await {
-            Ok(Ok(events)) => {
-                let mut took = Duration::ZERO;
-                for e in events {
-                    match e {
-                        ReloadEvent::Slot { ready_in, .. } => slots.push(ready_in),
-                        ReloadEvent::Completed { took: t, .. } => took = t,
-                        _ => {}
-                    }
-                }
-                reloads.push((started.elapsed(), took));
+        match master.reload() {
+            Ok((wall, took, ready_in)) => {
+                reloads.push((wall, took));
+                slots.extend(ready_in);
             }
-            Ok(Err(e)) => reload_errors.push(e),
-            Err(_) => reload_errors.push(format!("no answer in {RELOAD_DEADLINE:?}")),
+            Err(e) => reload_errors.push(e),
         }
-        pids.extend(m.workers().iter().map(|w| w.pid));
+        pids.extend(master.workers().iter().map(|w| w.0));
         if !reload_errors.is_empty() {
             break;
         }
     }
     next(AFTER, &mut windows);
-    let workers = m.workers();
-    let newest = workers.iter().map(|w| w.generation).max().unwrap_or(0);
+    let workers = master.workers();
+    let newest = workers.iter().map(|w| w.1).max().unwrap_or(0);
     let current: BTreeSet<u32> = workers
         .iter()
-        .filter(|w| w.generation == newest)
-        .map(|w| w.pid)
+        .filter(|w| w.1 == newest)
+        .map(|w| w.0)
         .collect();
-    tokio::time::sleep(TAIL).await;
+    std::thread::sleep(TAIL);
     let draining_after_tail = pids
         .iter()
         .filter(|p| !current.contains(p) && alive(**p))
@@ -238,14 +216,9 @@ async fn run(mode: Mode, args: &[&str], pace: Option<Duration>) -> Run {
     for t in threads {
         clients.merge(t.join().expect("a client thread"));
     }
-    pids.extend(m.workers().iter().map(|w| w.pid));
-    if tokio::time::timeout(STOP_DEADLINE, m.shutdown())
-        .await
-        .is_err()
-    {
-        eprintln!("the cluster did not stop in {STOP_DEADLINE:?}; its workers are killed");
-    }
-    // Dropping the handle (done by shutdown or its timeout) SIGKILLs what is left; check.
+    pids.extend(master.workers().iter().map(|w| w.0));
+    pids.insert(master.child.id());
+    master.stop();
     let deadline = Instant::now() + STOP_DEADLINE;
     let mut leftover: Vec<u32> = pids.iter().copied().filter(|p| alive(*p)).collect();
     while !leftover.is_empty() && Instant::now() < deadline {
@@ -263,6 +236,178 @@ async fn run(mode: Mode, args: &[&str], pace: Option<Duration>) -> Run {
         draining_after_tail,
         leftover,
     }
+}
+
+/// The master, in a process of its own (this bench re-run with [`MASTER_CHILD`]), as
+/// `clutch start` runs it: forked from the load generator's process, each new worker would
+/// make its 20 client threads take copy-on-write faults, and the figures would be the
+/// bench's. It takes one command a line on stdin and answers one line on stdout; at end of
+/// file on stdin it shuts the cluster down.
+struct MasterProcess {
+    child: std::process::Child,
+    to: std::process::ChildStdin,
+    from: std::io::BufReader<std::process::ChildStdout>,
+}
+
+const MASTER_CHILD: &str = "--master-child";
+
+impl MasterProcess {
+    fn start(mode: Mode, args: &[&str]) -> (MasterProcess, u16) {
+        use std::process::{Command, Stdio};
+        let mode = match mode {
+            Mode::Shared => "shared",
+            Mode::Sticky => "sticky",
+        };
+        let mut child = Command::new(std::env::current_exe().expect("this bench's path"))
+            .arg(MASTER_CHILD)
+            .arg(mode)
+            .args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("the master process starts");
+        let to = child.stdin.take().expect("piped");
+        let from = std::io::BufReader::new(child.stdout.take().expect("piped"));
+        let mut m = MasterProcess { child, to, from };
+        let port = m
+            .answer()
+            .strip_prefix("port ")
+            .and_then(|p| p.parse().ok())
+            .expect("the master process says its port");
+        (m, port)
+    }
+
+    fn answer(&mut self) -> String {
+        use std::io::BufRead;
+        let mut line = String::new();
+        self.from
+            .read_line(&mut line)
+            .expect("the master process answers");
+        assert!(!line.is_empty(), "the master process ended");
+        line.trim_end().to_string()
+    }
+
+    fn ask(&mut self, command: &str) -> String {
+        writeln!(self.to, "{command}").expect("the master process reads its commands");
+        self.answer()
+    }
+
+    /// (wall time of `reload(1)`, the `took` it reported, each slot's `ready_in`).
+    #[allow(clippy::type_complexity)]
+    fn reload(&mut self) -> Result<(Duration, Duration, Vec<Duration>), String> {
+        let line = self.ask("reload");
+        let Some(rest) = line.strip_prefix("reloaded ") else {
+            return Err(line);
+        };
+        let us: Vec<Duration> = rest
+            .split_whitespace()
+            .map(|n| Duration::from_micros(n.parse().expect("microseconds")))
+            .collect();
+        Ok((us[0], us[1], us[2..].to_vec()))
+    }
+
+    /// (pid, generation) of every live worker.
+    fn workers(&mut self) -> Vec<(u32, u64)> {
+        let line = self.ask("workers");
+        line.split_whitespace()
+            .skip(1)
+            .filter_map(|w| {
+                let (pid, generation) = w.split_once(':')?;
+                Some((pid.parse().ok()?, generation.parse().ok()?))
+            })
+            .collect()
+    }
+
+    fn stop(mut self) {
+        let _ = writeln!(self.to, "stop");
+        let _ = self.answer();
+        let _ = self.child.wait();
+    }
+}
+
+/// The master process's side (see [`MasterProcess`]).
+fn master_child(mode: &str, args: &[String]) {
+    use std::io::BufRead;
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("a runtime");
+    let (tx, mut commands) = tokio::sync::mpsc::unbounded_channel();
+    std::thread::spawn(move || {
+        for line in std::io::stdin().lock().lines() {
+            let Ok(line) = line else { break };
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    rt.block_on(async move {
+        let command =
+            std::iter::once(env!("CARGO_BIN_EXE_clutch-fixture").to_string()).chain(args.to_vec());
+        let mut b = Master::builder()
+            .app(command)
+            .workers(WORKERS)
+            .port(0)
+            .host("127.0.0.1")
+            .ready_timeout(Duration::from_secs(20))
+            .kill_timeout(Duration::from_secs(10));
+        if mode == "sticky" {
+            b = b.sticky();
+        }
+        let mut m = b.start().expect("the cluster starts");
+        let info = tokio::time::timeout(READY_DEADLINE, m.ready())
+            .await
+            .expect("the cluster is ready in time")
+            .expect("the cluster is ready");
+        println!("port {}", info.port.expect("a port"));
+        while let Some(command) = commands.recv().await {
+            match command.as_str() {
+                "reload" => {
+                    let started = Instant::now();
+                    match tokio::time::timeout(RELOAD_DEADLINE, m.reload(1)).await {
+                        Ok(Ok(events)) => {
+                            let wall = started.elapsed();
+                            let mut took = Duration::ZERO;
+                            let mut slots = Vec::new();
+                            for e in events {
+                                match e {
+                                    ReloadEvent::Slot { ready_in, .. } => slots.push(ready_in),
+                                    ReloadEvent::Completed { took: t, .. } => took = t,
+                                    _ => {}
+                                }
+                            }
+                            let slots: Vec<String> =
+                                slots.iter().map(|d| d.as_micros().to_string()).collect();
+                            println!(
+                                "reloaded {} {} {}",
+                                wall.as_micros(),
+                                took.as_micros(),
+                                slots.join(" ")
+                            );
+                        }
+                        Ok(Err(e)) => println!("failed {}", e.replace('\n', " ")),
+                        Err(_) => println!("failed: no answer in {RELOAD_DEADLINE:?}"),
+                    }
+                }
+                "workers" => {
+                    let workers: Vec<String> = m
+                        .workers()
+                        .iter()
+                        .map(|w| format!("{}:{}", w.pid, w.generation))
+                        .collect();
+                    println!("workers {}", workers.join(" "));
+                }
+                _ => break,
+            }
+        }
+        if tokio::time::timeout(STOP_DEADLINE, m.shutdown())
+            .await
+            .is_err()
+        {
+            eprintln!("the cluster did not stop in {STOP_DEADLINE:?}; its workers are killed");
+        }
+        println!("stopped");
+    });
 }
 
 fn alive(pid: u32) -> bool {
