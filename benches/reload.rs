@@ -1,6 +1,7 @@
 //! `cargo bench --bench reload`: rolling reloads under continuous load lose no request.
 //!
-//! For each listener mode (the shared listening socket of `-p 0`, then sticky) a cluster of
+//! For each listener mode (the shared listening socket of `-p 0`, sticky, reuseport;
+//! `RELOAD_BENCH_MODES=shared,sticky` picks some) a cluster of
 //! [`WORKERS`] `clutch-fixture http graceful` app workers (no agent) is started through the
 //! library, and client threads in this process keep it busy:
 //! - [`FRESH_LOOPS`] loops open a fresh connection per request (`connection: close`, read
@@ -82,6 +83,7 @@ const WINDOWS: usize = 4;
 enum Mode {
     Shared,
     Sticky,
+    Reuseport,
 }
 
 impl Mode {
@@ -89,6 +91,15 @@ impl Mode {
         match self {
             Mode::Shared => "shared listener",
             Mode::Sticky => "sticky",
+            Mode::Reuseport => "reuseport",
+        }
+    }
+
+    fn flag(self) -> &'static str {
+        match self {
+            Mode::Shared => "shared",
+            Mode::Sticky => "sticky",
+            Mode::Reuseport => "reuseport",
         }
     }
 }
@@ -113,7 +124,18 @@ fn main() {
     );
     let mut results = Vec::new();
     let args: Vec<&str> = worker.split_whitespace().collect();
-    for mode in [Mode::Shared, Mode::Sticky] {
+    let modes = match std::env::var("RELOAD_BENCH_MODES") {
+        Ok(list) => list
+            .split(',')
+            .filter_map(|m| {
+                [Mode::Shared, Mode::Sticky, Mode::Reuseport]
+                    .into_iter()
+                    .find(|x| x.flag() == m.trim())
+            })
+            .collect(),
+        Err(_) => vec![Mode::Shared, Mode::Sticky, Mode::Reuseport],
+    };
+    for mode in modes {
         println!(
             "\n== {}, saturating (load average before: {})",
             mode.name(),
@@ -138,7 +160,9 @@ fn main() {
         results.push(paced);
     }
     println!("\nload average at the end: {}", loadavg());
-    println!("\n{}", summary(&results));
+    for pair in results.chunks(2) {
+        println!("\n{}", summary(pair));
+    }
 }
 
 /// What one mode measured.
@@ -254,13 +278,9 @@ const MASTER_CHILD: &str = "--master-child";
 impl MasterProcess {
     fn start(mode: Mode, args: &[&str]) -> (MasterProcess, u16) {
         use std::process::{Command, Stdio};
-        let mode = match mode {
-            Mode::Shared => "shared",
-            Mode::Sticky => "sticky",
-        };
         let mut child = Command::new(std::env::current_exe().expect("this bench's path"))
             .arg(MASTER_CHILD)
-            .arg(mode)
+            .arg(mode.flag())
             .args(args)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
@@ -351,8 +371,10 @@ fn master_child(mode: &str, args: &[String]) {
             .host("127.0.0.1")
             .ready_timeout(Duration::from_secs(20))
             .kill_timeout(Duration::from_secs(10));
-        if mode == "sticky" {
-            b = b.sticky();
+        match mode {
+            "sticky" => b = b.sticky(),
+            "reuseport" => b = b.reuseport(),
+            _ => {}
         }
         let mut m = b.start().expect("the cluster starts");
         let info = tokio::time::timeout(READY_DEADLINE, m.ready())
