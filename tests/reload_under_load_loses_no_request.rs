@@ -112,15 +112,16 @@ async fn reload_under_load_loses_no_request() {
     for c in clients {
         c.join().expect("a client thread");
     }
-    let seen = seen.lock().unwrap();
+    let (failures, served) = {
+        let seen = seen.lock().unwrap();
+        (seen.failures.clone(), seen.served_by.len())
+    };
     assert!(
-        seen.failures.is_empty(),
-        "{} of {} requests failed during the reload: {:#?}",
-        seen.failures.len(),
-        seen.failures.len() + seen.served_by.len(),
-        seen.failures
+        failures.is_empty(),
+        "{} of {} requests failed during the reload: {failures:#?}",
+        failures.len(),
+        failures.len() + served,
     );
-    drop(seen);
     m.shutdown().await.unwrap();
     for pid in new {
         assert!(!alive(pid), "worker {pid} outlived the shutdown");
