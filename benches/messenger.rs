@@ -397,7 +397,7 @@ async fn startup() {
 
 fn rss_with_16_workers() {
     let mut child = Command::new(env!("CARGO_BIN_EXE_clutch"))
-        .args(["start", "-w", "16", "--no-agent", "--"])
+        .args(["start", "--no-control", "-w", "16", "--no-agent", "--"])
         .arg(me())
         .env("BENCH_ROLE", "trivial")
         .stderr(Stdio::piped())

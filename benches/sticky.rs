@@ -414,6 +414,7 @@ impl Cluster {
         let mut child = cmd
             .args([
                 "start",
+                "--no-control",
                 mode.flag(),
                 "-w",
                 &WORKERS.to_string(),
