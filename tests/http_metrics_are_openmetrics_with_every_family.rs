@@ -45,10 +45,11 @@ fn metrics_hold_every_family_with_sane_values() {
     for slot in ["1", "2"] {
         let l = [("role", "app"), ("slot", slot)];
         assert_eq!(value(&m, "clutch_worker_ready", "clutch_worker_ready", &l), 1.0);
-        assert_eq!(
-            value(&m, "clutch_worker_restarts", "clutch_worker_restarts_total", &l),
-            0.0
-        );
+        for reason in ["crash", "operator", "recycle"] {
+            let l = [l[0], l[1], ("reason", reason)];
+            let v = value(&m, "clutch_worker_restarts", "clutch_worker_restarts_total", &l);
+            assert_eq!(v, 0.0, "{l:?}");
+        }
         let cpu = value(&m, "clutch_worker_cpu_seconds", "clutch_worker_cpu_seconds_total", &l);
         assert!(cpu >= 0.0);
         let rss = value(
@@ -127,6 +128,24 @@ fn metrics_hold_every_family_with_sane_values() {
     scrape_until(port, "five more routed messages", |m| {
         value(m, "clutch_messages_routed", "clutch_messages_routed_total", &[]) >= routed + 5.0
     });
+
+    // A crash counts in its slot, by reason, and cluster-wide.
+    // SAFETY: kill(2) on a worker this test's clutch started.
+    unsafe { libc::kill(pid_of(2) as i32, libc::SIGKILL) };
+    let crash = [("role", "app"), ("slot", "2"), ("reason", "crash")];
+    let m = scrape_until(port, "slot 2's crash restart, ready again", |m| {
+        value(m, "clutch_worker_restarts", "clutch_worker_restarts_total", &crash) == 1.0
+            && value(m, "clutch_worker_ready", "clutch_worker_ready", &crash[..2]) == 1.0
+    });
+    assert_eq!(
+        value(&m, "clutch_restarts", "clutch_restarts_total", &[("reason", "crash")]),
+        1.0
+    );
+    let slot1 = [("role", "app"), ("slot", "1"), ("reason", "crash")];
+    assert_eq!(
+        value(&m, "clutch_worker_restarts", "clutch_worker_restarts_total", &slot1),
+        0.0
+    );
 
     net::stop_cleanly(c);
 }

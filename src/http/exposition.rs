@@ -33,6 +33,13 @@ struct SlotLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct SlotReasonLabels {
+    role: &'static str,
+    slot: u32,
+    reason: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct StateLabels {
     role: &'static str,
     state: &'static str,
@@ -129,7 +136,7 @@ fn process(reg: &mut Registry) {
 fn workers(reg: &mut Registry, view: &View, monitor: &Monitor) {
     let samples: HashMap<_, _> = monitor.samples().into_iter().collect();
     let ready = Family::<SlotLabels, Gauge>::default();
-    let restarts = Family::<SlotLabels, Counter>::default();
+    let restarts = Family::<SlotReasonLabels, Counter>::default();
     let start = Family::<SlotLabels, FloatGauge>::default();
     let cpu = Family::<SlotLabels, FloatCounter>::default();
     let rss = Family::<SlotLabels, Gauge>::default();
@@ -143,7 +150,14 @@ fn workers(reg: &mut Registry, view: &View, monitor: &Monitor) {
         ready
             .get_or_create(&labels)
             .set(current.is_some_and(|w| w.ready) as i64);
-        restarts.get_or_create(&labels).inc_by(u64::from(s.restarts));
+        for (why, n) in RestartReason::ALL.iter().zip(s.restarts) {
+            let labels = SlotReasonLabels {
+                role: labels.role,
+                slot: labels.slot,
+                reason: why.as_str(),
+            };
+            restarts.get_or_create(&labels).inc_by(u64::from(n));
+        }
         let Some(w) = current else { continue };
         start.get_or_create(&labels).set(w.start_time);
         let Some(sample) = samples.get(&w.id) else {
@@ -164,7 +178,7 @@ fn workers(reg: &mut Registry, view: &View, monitor: &Monitor) {
     );
     reg.register(
         "clutch_worker_restarts",
-        "Workers started in the slot after its first (crash, operator's restart, recycle; not reloads)",
+        "Workers started in the slot after its first, by reason (crash, operator, recycle; a reload is not a restart)",
         restarts,
     );
     reg.register_with_unit(

@@ -97,7 +97,7 @@ pub(crate) async fn serve(
             let _guard = guard;
             let service = service_fn(move |req| {
                 let shared = shared.clone();
-                async move { Ok::<_, Infallible>(respond(&shared, &req).await) }
+                async move { Ok::<_, Infallible>(route(&shared, &req).await) }
             });
             let conn = hyper::server::conn::http1::Builder::new()
                 .keep_alive(false)
@@ -130,7 +130,17 @@ fn no_answer() -> Response<Full<Bytes>> {
     )
 }
 
-async fn respond(shared: &Shared, req: &Request<Incoming>) -> Response<Full<Bytes>> {
+/// The router: every path the endpoint serves and what answers it, in one place (the web
+/// console's routes join this match).
+async fn route(shared: &Shared, req: &Request<Incoming>) -> Response<Full<Bytes>> {
+    let path = req.uri().path();
+    if !matches!(path, "/metrics" | "/livez" | "/readyz") {
+        return reply(
+            StatusCode::NOT_FOUND,
+            TEXT,
+            "not found: clutch serves /metrics, /livez and /readyz\n",
+        );
+    }
     if req.method() != Method::GET && req.method() != Method::HEAD {
         let mut r = reply(
             StatusCode::METHOD_NOT_ALLOWED,
@@ -141,37 +151,28 @@ async fn respond(shared: &Shared, req: &Request<Incoming>) -> Response<Full<Byte
             .insert(ALLOW, HeaderValue::from_static("GET, HEAD"));
         return r;
     }
-    match req.uri().path() {
-        "/livez" => match shared.ask().await {
-            Some(_) => reply(StatusCode::OK, TEXT, "ok\n"),
-            None => no_answer(),
-        },
-        "/readyz" => match shared.ask().await.map(|v| v.readiness()) {
-            Some(Ok(())) => reply(StatusCode::OK, TEXT, "ready\n"),
-            Some(Err(why)) => reply(
+    let Some(view) = shared.ask().await else {
+        return no_answer();
+    };
+    match path {
+        "/livez" => reply(StatusCode::OK, TEXT, "ok\n"),
+        "/readyz" => match view.readiness() {
+            Ok(()) => reply(StatusCode::OK, TEXT, "ready\n"),
+            Err(why) => reply(
                 StatusCode::SERVICE_UNAVAILABLE,
                 TEXT,
                 format!("not ready: {why}\n"),
             ),
-            None => no_answer(),
         },
-        "/metrics" => match shared.ask().await {
-            Some(view) => {
-                let m = &shared.messenger;
-                let text = super::exposition::render(
-                    &view,
-                    &m.metrics().snapshot(),
-                    m.monitor(),
-                    &shared.reloads,
-                );
-                reply(StatusCode::OK, OPENMETRICS, text)
-            }
-            None => no_answer(),
-        },
-        _ => reply(
-            StatusCode::NOT_FOUND,
-            TEXT,
-            "not found: clutch serves /metrics, /livez and /readyz\n",
-        ),
+        _ => {
+            let m = &shared.messenger;
+            let text = super::exposition::render(
+                &view,
+                &m.metrics().snapshot(),
+                m.monitor(),
+                &shared.reloads,
+            );
+            reply(StatusCode::OK, OPENMETRICS, text)
+        }
     }
 }

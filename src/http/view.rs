@@ -25,8 +25,9 @@ pub(crate) struct View {
 pub(crate) struct SlotView {
     pub(crate) role: Role,
     pub(crate) id: u32,
-    /// Workers started in the slot after the first (crash, operator, recycle).
-    pub(crate) restarts: u32,
+    /// Workers started in the slot after the first, by
+    /// [`RestartReason::ALL`](crate::master::metrics::RestartReason::ALL).
+    pub(crate) restarts: [u32; 3],
     pub(crate) current: Option<CurrentWorker>,
 }
 
@@ -93,7 +94,7 @@ impl View {
             .map(|s| SlotView {
                 role: s.role,
                 id: s.id,
-                restarts: s.restarts,
+                restarts: s.restarts_by,
                 current: s.current.and_then(|id| core.worker(id)).map(|w| CurrentWorker {
                     id: w.id,
                     ready: w.phase == Phase::Ready,
@@ -151,7 +152,7 @@ mod tests {
                 .map(|(i, r)| SlotView {
                     role: Role::App,
                     id: i as u32 + 1,
-                    restarts: 0,
+                    restarts: [0; 3],
                     current: Some(CurrentWorker {
                         id: WorkerId(i as u64),
                         ready: *r,

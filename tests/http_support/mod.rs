@@ -64,10 +64,34 @@ for f in text_string_to_metric_families(sys.stdin.read()):
 print(json.dumps(out))
 "#;
 
+/// The first Python that has `prometheus_client`: the one on PATH, or Debian's (where
+/// `apt-get install python3-prometheus-client` puts it, when PATH has another, e.g. pyenv's).
+fn python() -> &'static str {
+    static PYTHON: std::sync::OnceLock<&'static str> = std::sync::OnceLock::new();
+    PYTHON.get_or_init(|| {
+        ["python3", "/usr/bin/python3"]
+            .into_iter()
+            .find(|p| {
+                std::process::Command::new(p)
+                    .args(["-c", "import prometheus_client"])
+                    .stderr(std::process::Stdio::null())
+                    .status()
+                    .is_ok_and(|s| s.success())
+            })
+            .unwrap_or_else(|| {
+                panic!(
+                    "this test needs the Python package prometheus_client (Debian: apt-get \
+                     install python3-prometheus-client, as .ci/run does; or pip install \
+                     prometheus-client)"
+                )
+            })
+    })
+}
+
 /// `text` parsed by prometheus_client's OpenMetrics parser (strict: it refuses what
 /// Prometheus would): family name → `{"type", "unit", "samples": [[name, labels, value]]}`.
 pub fn parse_openmetrics(text: &str) -> Value {
-    let mut child = std::process::Command::new("python3")
+    let mut child = std::process::Command::new(python())
         .args(["-c", PARSE])
         .stdin(std::process::Stdio::piped())
         .stdout(std::process::Stdio::piped())
@@ -77,11 +101,6 @@ pub fn parse_openmetrics(text: &str) -> Value {
     child.stdin.take().unwrap().write_all(text.as_bytes()).unwrap();
     let out = child.wait_with_output().unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        !stderr.contains("No module named 'prometheus_client'"),
-        "this test needs the Python package prometheus_client (Debian: python3-prometheus-client; \
-         or pip install prometheus-client)"
-    );
     assert!(out.status.success(), "the OpenMetrics parser refused /metrics: {stderr}\n{text}");
     serde_json::from_slice(&out.stdout).unwrap()
 }
