@@ -11,7 +11,12 @@ fn a_reload_is_counted_and_timed() {
     let (c, port) = start_with_http(2, &[], &[]);
     c.signal(libc::SIGHUP);
     let m = scrape_until(port, "a completed reload", |m| {
-        value(m, "clutch_reloads", "clutch_reloads_total", &[("result", "completed")]) == 1.0
+        value(
+            m,
+            "clutch_reloads",
+            "clutch_reloads_total",
+            &[("result", "completed")],
+        ) == 1.0
     });
     let count = value(
         &m,
@@ -36,7 +41,12 @@ fn a_reload_is_counted_and_timed() {
     assert_eq!(inf, 1.0);
     for slot in ["1", "2"] {
         let l = [("role", "app"), ("slot", slot)];
-        let restarts = values(&m, "clutch_worker_restarts", "clutch_worker_restarts_total", &l);
+        let restarts = values(
+            &m,
+            "clutch_worker_restarts",
+            "clutch_worker_restarts_total",
+            &l,
+        );
         assert_eq!(restarts, [0.0; 3], "slot {slot}: a reload is not a restart");
     }
     net::stop_cleanly(c);

@@ -36,13 +36,17 @@ struct Shared {
 }
 
 impl Shared {
-    /// The run loop's answer, or `None` when it did not answer within [`ASK_TIMEOUT`] (or
-    /// has ended).
     async fn ask(&self) -> Option<View> {
-        let (tx, rx) = oneshot::channel();
-        self.events.send(Event::Http(tx)).ok()?;
-        tokio::time::timeout(ASK_TIMEOUT, rx).await.ok()?.ok()
+        ask(&self.events, ASK_TIMEOUT).await
     }
+}
+
+/// The run loop's answer, or `None` when it did not answer within `timeout` (or has
+/// ended): what `/livez` reports.
+async fn ask(events: &UnboundedSender<Event>, timeout: Duration) -> Option<View> {
+    let (tx, rx) = oneshot::channel();
+    events.send(Event::Http(tx)).ok()?;
+    tokio::time::timeout(timeout, rx).await.ok()?.ok()
 }
 
 /// Counts a connection as open until dropped.
@@ -110,7 +114,11 @@ pub(crate) async fn serve(
     }
 }
 
-fn reply(status: StatusCode, content_type: &'static str, body: impl Into<Bytes>) -> Response<Full<Bytes>> {
+fn reply(
+    status: StatusCode,
+    content_type: &'static str,
+    body: impl Into<Bytes>,
+) -> Response<Full<Bytes>> {
     let mut r = Response::new(Full::new(body.into()));
     *r.status_mut() = status;
     let h = r.headers_mut();
@@ -174,5 +182,35 @@ async fn route(shared: &Shared, req: &Request<Incoming>) -> Response<Full<Bytes>
             );
             reply(StatusCode::OK, OPENMETRICS, text)
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn runtime() -> tokio::runtime::Runtime {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .build()
+            .unwrap()
+    }
+
+    #[test]
+    fn a_run_loop_that_does_not_answer_in_time_is_no_answer() {
+        let (events, mut inbox) = tokio::sync::mpsc::unbounded_channel();
+        runtime().block_on(async {
+            // The loop takes the question and sits on it.
+            let asked = ask(&events, Duration::from_millis(50)).await;
+            assert!(asked.is_none());
+            assert!(matches!(inbox.try_recv(), Ok(Event::Http(_))));
+        });
+    }
+
+    #[test]
+    fn a_run_loop_that_has_ended_is_no_answer() {
+        let (events, inbox) = tokio::sync::mpsc::unbounded_channel::<Event>();
+        drop(inbox);
+        assert!(runtime().block_on(ask(&events, ASK_TIMEOUT)).is_none());
     }
 }

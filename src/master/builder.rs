@@ -221,6 +221,13 @@ impl MasterBuilder {
         self
     }
 
+    /// `/readyz` answers 200 once `n` app workers are ready (at most the desired number),
+    /// as `--ready-minimum` does; by default every app worker.
+    pub fn ready_minimum(mut self, n: usize) -> Self {
+        self.settings.ready_minimum = Some(n);
+        self
+    }
+
     /// The settings as built so far.
     pub fn settings(&self) -> &Settings {
         &self.settings
@@ -278,7 +285,11 @@ impl MasterBuilder {
         }
         settings.validate()?;
         let port = crate::listen::bind(&settings)?;
-        let http = settings.http.as_deref().map(crate::http::bind).transpose()?;
+        let http = settings
+            .http
+            .as_deref()
+            .map(crate::http::bind)
+            .transpose()?;
         let pid_file = settings
             .pid_file
             .as_deref()
