@@ -4,7 +4,7 @@
 //! Names are the worker's to choose, so they are bounded: each key becomes its characters
 //! outside `[a-zA-Z0-9_]` replaced by `_`; at most [`MAX_NAMES`] distinct names appear in
 //! one scrape, the smallest in byte order (so the same ones scrape after scrape), and
-//! the number left out is the gauge `clutch_worker_pushed_names_dropped`. Two keys of one
+//! the number left out is the gauge `clutch_pushed_names_dropped`. Two keys of one
 //! worker that sanitize to the same name: the first in key order is shown.
 
 use serde_json::{Map, Value};
