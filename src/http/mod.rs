@@ -2,6 +2,9 @@
 //!
 //! It is served on the master's thread, by one task on its `LocalSet` (hyper's HTTP/1
 //! server, one task per connection), so it shares the run loop's `Rc` state without a lock.
+//! Every path is mapped to its answer in one function, `server::route`: the one place a
+//! new route joins. (hyper rather than axum: axum's handlers must be `Send`, and the state
+//! read here is the run loop's `Rc`s.)
 //!
 //! **How a request reads the cluster.** Each request sends one [`Event`] to the run loop
 //! and awaits its answer, a [`View`]: the core's phase and, per slot, its current worker
