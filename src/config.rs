@@ -230,6 +230,11 @@ pub struct Settings {
     pub control_users: Option<PathBuf>,
     /// How often the monitor samples each worker from /proc; zero: never.
     pub monitor_interval: Duration,
+    /// Where to serve `/metrics`, `/livez` and `/readyz` (`--http`, HOST:PORT); off: `None`.
+    pub http: Option<String>,
+    /// `/readyz` answers 200 once this many app workers are ready (at most the desired
+    /// number); `None`: all of them.
+    pub ready_minimum: Option<usize>,
 }
 
 /// Where the master listens for `clutch ctl`.
@@ -276,6 +281,8 @@ impl Default for Settings {
             control: ControlSocket::Default,
             control_users: None,
             monitor_interval: Duration::from_secs(1),
+            http: None,
+            ready_minimum: None,
         }
     }
 }
@@ -357,6 +364,15 @@ impl Settings {
             return Err(bad(
                 "max-age",
                 "must be at least 1 second (leave it out to turn it off)",
+            ));
+        }
+        if let Some(addr) = &self.http {
+            crate::http::parse_addr(addr).map_err(|message| bad("http", message))?;
+        }
+        if self.ready_minimum == Some(0) {
+            return Err(bad(
+                "ready-minimum",
+                "must be at least 1 (leave it out to wait for every app worker)",
             ));
         }
         self.validate_c_strings()

@@ -140,6 +140,7 @@ pub mod config;
 pub mod control;
 pub mod egg;
 pub mod error;
+pub mod http;
 pub(crate) mod listen;
 pub mod log;
 pub mod master;

@@ -160,6 +160,16 @@ overrides! {
         /// from /proc, in ms; 0 turns sampling off [default: 1000].
         #[arg(long, value_name = "MS")]
         pub monitor_interval: Option<u64>,
+        /// Serve /metrics (Prometheus), /livez and /readyz over HTTP on this address
+        /// (HOST:PORT, as in 127.0.0.1:9100; port 0 picks a free one, logged at start).
+        /// Read-only and without a login: bind it to an address only trusted clients reach
+        /// [default: off].
+        #[arg(long, value_name = "ADDR")]
+        pub http: Option<String>,
+        /// /readyz answers 200 once this many app workers are ready (at most the desired
+        /// number) [default: every app worker].
+        #[arg(long, value_name = "N")]
+        pub ready_minimum: Option<usize>,
         /// Write the master's pid here; removed at exit.
         #[arg(long, value_name = "FILE")]
         pub pid_file: Option<PathBuf>,
@@ -264,6 +274,8 @@ impl Overrides {
         set(&mut s.restart_window, ms(&self.restart_window));
         set(&mut s.max_message_size, self.max_message_size);
         set(&mut s.monitor_interval, ms(&self.monitor_interval));
+        set(&mut s.http, self.http.clone().map(Some));
+        set(&mut s.ready_minimum, self.ready_minimum.map(Some));
         set(&mut s.pid_file, self.pid_file.clone().map(Some));
         set(&mut s.name, self.name.clone());
         if let Some(path) = &self.control_socket {

@@ -214,6 +214,20 @@ impl MasterBuilder {
         self
     }
 
+    /// Serve `/metrics`, `/livez` and `/readyz` over HTTP on `addr` (HOST:PORT), as
+    /// `--http` does; an address that cannot be bound is an error of `start`.
+    pub fn http(mut self, addr: impl Into<String>) -> Self {
+        self.settings.http = Some(addr.into());
+        self
+    }
+
+    /// `/readyz` answers 200 once `n` app workers are ready (at most the desired number),
+    /// as `--ready-minimum` does; by default every app worker.
+    pub fn ready_minimum(mut self, n: usize) -> Self {
+        self.settings.ready_minimum = Some(n);
+        self
+    }
+
     /// The settings as built so far.
     pub fn settings(&self) -> &Settings {
         &self.settings
@@ -271,6 +285,11 @@ impl MasterBuilder {
         }
         settings.validate()?;
         let port = crate::listen::bind(&settings)?;
+        let http = settings
+            .http
+            .as_deref()
+            .map(crate::http::bind)
+            .transpose()?;
         let pid_file = settings
             .pid_file
             .as_deref()
@@ -288,6 +307,7 @@ impl MasterBuilder {
             handle_signals: self.handle_signals,
             pid_file,
             control,
+            http,
         })
     }
 }
@@ -301,6 +321,7 @@ struct Prepared {
     handle_signals: bool,
     pid_file: Option<PidFile>,
     control: Option<crate::control::server::Control>,
+    http: Option<crate::http::Bound>,
 }
 
 impl Prepared {
@@ -319,6 +340,7 @@ impl Prepared {
             // Held to the end of the run: dropping it removes the file.
             pid_file: _pid_file,
             control,
+            http,
         } = self;
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
@@ -382,6 +404,7 @@ impl Prepared {
                 port,
                 handle_signals,
                 control,
+                http,
             };
             let result = lifecycle::run(plan, core, messenger, events, inbox, published).await;
             if let Some(outbox) = parent_outbox {

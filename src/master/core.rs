@@ -210,10 +210,18 @@ pub struct Slot {
     pub restart_token: Option<u64>,
     /// Workers started in the slot after the first.
     pub restarts: u32,
+    /// `restarts` by why, in the order of [`RestartReason::ALL`].
+    pub restarts_by: [u32; 3],
     pub last_exit: Option<Exit>,
 }
 
 impl Slot {
+    /// Counts a new worker started in the slot after the first.
+    pub(crate) fn restarted(&mut self, why: RestartReason) {
+        self.restarts += 1;
+        self.restarts_by[why as usize] += 1;
+    }
+
     fn workers(&self) -> impl Iterator<Item = WorkerId> + '_ {
         self.current
             .iter()
@@ -949,7 +957,10 @@ impl Core {
             });
         if due {
             self.metrics.restarted(RestartReason::Crash);
-            self.slots.get_mut(&slot_id).expect("checked").restarts += 1;
+            self.slots
+                .get_mut(&slot_id)
+                .expect("checked")
+                .restarted(RestartReason::Crash);
             self.spawn(now, slot_id, false);
         }
     }
@@ -966,7 +977,7 @@ impl Core {
         let slot = self.slots.get_mut(&slot_id).expect("checked");
         slot.goal = Goal::Running;
         slot.parked = false;
-        slot.restarts += 1;
+        slot.restarted(RestartReason::Operator);
         self.metrics.restarted(RestartReason::Operator);
         self.spawn(now, slot_id, replacement);
         Ok(())
@@ -1139,6 +1150,7 @@ fn slot(role: Role, id: u32, tracker: RestartTracker) -> Slot {
         parked: false,
         restart_token: None,
         restarts: 0,
+        restarts_by: [0; 3],
         last_exit: None,
     }
 }

@@ -76,6 +76,8 @@ pub enum Event {
     Request(Vec<u8>, oneshot::Sender<Message>),
     /// The handle asks for every worker's monitor sample.
     Stats(oneshot::Sender<Vec<crate::master::monitor::WorkerStats>>),
+    /// `--http` asks for the core's state (`/metrics`, `/livez`, `/readyz`).
+    Http(oneshot::Sender<crate::http::View>),
 }
 
 /// What the loop was given to run.
@@ -87,6 +89,8 @@ pub struct Plan {
     pub handle_signals: bool,
     /// The control socket, bound, to serve.
     pub control: Option<crate::control::server::Control>,
+    /// The `--http` socket, bound, to serve.
+    pub http: Option<crate::http::Bound>,
 }
 
 /// Where the loop publishes its state for the handle.
@@ -118,6 +122,8 @@ pub(super) struct Cluster {
     pub(super) reload_progress: Vec<UnboundedSender<ReloadEvent>>,
     pub(super) liveness: Liveness,
     pub(super) control: crate::master::control_handler::ControlState,
+    /// Reload counts and durations, for `/metrics`.
+    reloads: Rc<crate::http::Reloads>,
 }
 
 /// Runs a cluster until it has stopped. `Ok` after a requested stop, `Err` when it could not
@@ -154,6 +160,15 @@ pub async fn run(
     if let Some(control) = plan.control.take() {
         spawn_local(crate::control::server::serve(control, events.clone()));
     }
+    let reloads = Rc::new(crate::http::Reloads::default());
+    if let Some(http) = plan.http.take() {
+        spawn_local(crate::http::serve(
+            http,
+            events.clone(),
+            messenger.clone(),
+            reloads.clone(),
+        ));
+    }
     spawn_local(crate::master::monitor::run(
         messenger.monitor().clone(),
         messenger.registry().clone(),
@@ -183,6 +198,7 @@ pub async fn run(
         reload_progress: Vec::new(),
         liveness: Liveness::default(),
         control: Default::default(),
+        reloads,
     };
     if let Some(period) = liveness::period(
         c.core.settings().heartbeat_timeout,
@@ -287,6 +303,7 @@ impl Cluster {
                 self.messenger.members_changed(&self.core);
             }
             Effect::Reload(event) => {
+                self.reloads.observe(&event);
                 let last = matches!(
                     event,
                     ReloadEvent::Completed { .. } | ReloadEvent::Aborted { .. }
@@ -405,6 +422,9 @@ impl Cluster {
             Event::Kill => self.input(Input::Kill),
             Event::Subscribe { worker } => self.messenger.subscribe(worker, &self.core),
             Event::Request(line, reply) => self.messenger.request_from_handle(&line, reply),
+            Event::Http(reply) => {
+                let _ = reply.send(crate::http::View::of(&self.core));
+            }
             Event::Stats(reply) => {
                 let _ = reply.send(crate::master::monitor::stats(
                     &self.core,

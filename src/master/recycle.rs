@@ -53,7 +53,10 @@ impl Core {
         tracing::warn!("recycling {}: {reason}; a new worker first", w.name());
         let slot = w.slot;
         self.metrics.restarted(RestartReason::Recycle);
-        self.slots.get_mut(&slot).expect("checked").restarts += 1;
+        self.slots
+            .get_mut(&slot)
+            .expect("checked")
+            .restarted(RestartReason::Recycle);
         self.spawn(now, slot, true);
     }
 }

@@ -55,6 +55,12 @@ fn exits_and_restarts_are_counted_by_reason() {
     assert_eq!(exits(ExitReason::Stopped), 2);
     assert_eq!(s.restarts[RestartReason::Crash as usize], 1);
     assert_eq!(s.restarts[RestartReason::Operator as usize], 1);
+    // And per slot, for `clutch_worker_restarts_total{reason}`.
+    let by = |slot: u32, r: RestartReason| h.slot(slot).restarts_by[r as usize];
+    assert_eq!(by(1, RestartReason::Crash), 1);
+    assert_eq!(by(1, RestartReason::Operator), 0);
+    assert_eq!(by(2, RestartReason::Operator), 1);
+    assert_eq!(by(2, RestartReason::Crash), 0);
 }
 
 #[test]

@@ -1,0 +1,53 @@
+//! `--http`: a rolling reload (SIGHUP) shows in `/metrics` as one completed reload with its
+//! duration in the histogram, and not as restarts.
+
+mod common;
+mod http_support;
+use common::*;
+use http_support::*;
+
+#[test]
+fn a_reload_is_counted_and_timed() {
+    let (c, port) = start_with_http(2, &[], &[]);
+    c.signal(libc::SIGHUP);
+    let m = scrape_until(port, "a completed reload", |m| {
+        value(
+            m,
+            "clutch_reloads",
+            "clutch_reloads_total",
+            &[("result", "completed")],
+        ) == 1.0
+    });
+    let count = value(
+        &m,
+        "clutch_reload_duration_seconds",
+        "clutch_reload_duration_seconds_count",
+        &[],
+    );
+    assert_eq!(count, 1.0);
+    let sum = value(
+        &m,
+        "clutch_reload_duration_seconds",
+        "clutch_reload_duration_seconds_sum",
+        &[],
+    );
+    assert!(sum > 0.0 && sum < 60.0, "{sum}");
+    let inf = value(
+        &m,
+        "clutch_reload_duration_seconds",
+        "clutch_reload_duration_seconds_bucket",
+        &[("le", "+Inf")],
+    );
+    assert_eq!(inf, 1.0);
+    for slot in ["1", "2"] {
+        let l = [("role", "app"), ("slot", slot)];
+        let restarts = values(
+            &m,
+            "clutch_worker_restarts",
+            "clutch_worker_restarts_total",
+            &l,
+        );
+        assert_eq!(restarts, [0.0; 3], "slot {slot}: a reload is not a restart");
+    }
+    net::stop_cleanly(c);
+}
