@@ -67,6 +67,13 @@
 //! - **egg.js** ([`egg`], [`node`]): `clutch egg` builds egg-cluster's options and runs its
 //!   own workers under the egg dialect of lifecycle names (`master/names.rs`); Node app
 //!   workers get a `--require` preload that makes `listen(PORT)` take the inherited socket.
+//! - **The HTTP endpoint** ([`http`], `--http ADDR`): hyper's HTTP/1 server on the master's
+//!   thread, one task per connection, every path mapped in one function
+//!   (`http::server::route`). Each request sends `Event::Http` to the run loop, which
+//!   answers with a `View` (the core's phase and one small row per slot): `/livez` is that
+//!   answer arriving within 500 ms and `/readyz` is judged from it; `/metrics` is built
+//!   outside the run loop from the `View`, the metrics object's counters, the monitor's
+//!   samples and the reload statistics. The message and handoff paths do nothing more.
 //! - Per child: the master holds one end of a `socketpair`; the child inherits the other at
 //!   `CLUTCH_CHANNEL_FD` (also `NODE_CHANNEL_FD`, so Node's `process.send` works as is).
 //! - With `--port`, the master binds the port before any worker starts ([`listen`]):
