@@ -188,6 +188,7 @@ impl Master {
         self.events
             .send(Event::Reload {
                 batch,
+                surge: None,
                 progress,
                 reply,
             })
