@@ -427,6 +427,7 @@ impl Core {
             },
             Input::Shutdown => self.stop(),
             Input::Kill => {
+                self.abort_reload("every worker is being killed".into(), true);
                 self.kill_all();
                 if !matches!(self.phase, ClusterPhase::Stopping { .. }) {
                     self.phase = ClusterPhase::Stopping { stage: 2 };

@@ -217,7 +217,8 @@ impl Core {
                 }
                 return;
             }
-            if r.in_flight.len() >= r.batch || r.surge.is_some_and(|s| extra >= s) {
+            let room = r.in_flight.len() < r.batch && r.surge.is_none_or(|s| extra < s);
+            if !room || self.phase != super::ClusterPhase::Ready {
                 return;
             }
             let slot = r.pending.pop_front().expect("not empty");

@@ -210,3 +210,23 @@ fn a_reload_refused_while_another_runs_takes_no_settings() {
     assert!(h.core.reload_with(h.now(), 1, None, new).is_err());
     assert_eq!(h.core.settings(), &before);
 }
+
+#[test]
+fn a_kill_aborts_a_reload_and_no_new_worker_starts_after_it() {
+    let mut h = Harness::new(2, false);
+    h.start_ready();
+    h.command(Command::Reload {
+        batch: 1,
+        surge: Some(1),
+    });
+    let fx = h.input(Input::Kill);
+    assert!(matches!(
+        reload_events(&fx)[..],
+        [ReloadEvent::Aborted { .. }]
+    ));
+    assert!(h.core.reload().is_none());
+    let ids: Vec<WorkerId> = h.core.workers().map(|w| w.id).collect();
+    for w in ids {
+        assert!(spawns(&h.killed(w)).is_empty(), "nothing starts while killing");
+    }
+}
