@@ -520,10 +520,13 @@ fn describe_event(ev: &Value) -> String {
     );
     if let Some(o) = ev.as_object() {
         for (k, v) in o {
-            if !matches!(k.as_str(), "seq" | "time_ms" | "event") && !v.is_null() {
+            if !matches!(k.as_str(), "seq" | "time_ms" | "event" | "changes") && !v.is_null() {
                 s.push_str(&format!(" {k}={v}"));
             }
         }
+    }
+    for change in changes(ev) {
+        s.push_str(&format!("\n  {change}"));
     }
     s
 }
