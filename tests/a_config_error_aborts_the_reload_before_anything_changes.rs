@@ -14,7 +14,10 @@ fn a_config_error_aborts_the_reload_before_anything_changes() {
     let out = c.ctl(&["reload"]);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{stderr}");
-    assert!(stderr.contains("`ready-timeout`"), "names the key: {stderr}");
+    assert!(
+        stderr.contains("`ready-timeout`"),
+        "names the key: {stderr}"
+    );
     assert!(stderr.contains("nothing was changed"), "{stderr}");
 
     c.write_config(&json!({"workers": 2, "app": [fixture()], "wrokers": 3}));
@@ -34,5 +37,9 @@ fn a_config_error_aborts_the_reload_before_anything_changes() {
 
     c.write_config(&good);
     let out = c.ctl(&["reload"]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }

@@ -11,11 +11,20 @@ fn a_reload_keeps_the_flags_over_the_config() {
         &json!({"workers": 1, "app": [fixture()]}),
         &["--kill-timeout", "4000"],
     );
-    c.write_config(&json!({"workers": 1, "app": [fixture()], "kill-timeout": 100,
-                           "env": {"MODE": "x"}}));
+    c.write_config(
+        &json!({"workers": 1, "app": [fixture()], "kill-timeout": 100,
+                           "env": {"MODE": "x"}}),
+    );
     let out = c.ctl(&["reload"]);
     let text = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(text.contains("env MODE: added x"), "{text}");
-    assert!(!text.contains("kill-timeout"), "the flag's value stays:\n{text}");
+    assert!(
+        !text.contains("kill-timeout"),
+        "the flag's value stays:\n{text}"
+    );
 }

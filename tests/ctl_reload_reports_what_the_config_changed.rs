@@ -31,11 +31,17 @@ fn ctl_reload_reports_what_the_config_changed() {
     });
     assert_eq!(rx.recv_timeout(DEADLINE).unwrap()["event"], "snapshot");
 
-    c.write_config(&json!({"workers": 1, "app": [fixture()], "kill-timeout": 3000,
-                           "env": {"MODE": "green", "API_TOKEN": "second-secret-value"}}));
+    c.write_config(
+        &json!({"workers": 1, "app": [fixture()], "kill-timeout": 3000,
+                           "env": {"MODE": "green", "API_TOKEN": "second-secret-value"}}),
+    );
     let out = c.ctl(&["reload"]);
     let text = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "{text}\n{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{text}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     for line in [
         "  env API_TOKEN: changed (<redacted>)",
         "  env MODE: blue -> green",
@@ -45,7 +51,10 @@ fn ctl_reload_reports_what_the_config_changed() {
     }
     assert!(!text.contains("secret-value"), "a secret is shown:\n{text}");
     let log = c.clutch.stderr.text();
-    assert!(log.contains("env MODE: blue -> green"), "the master logs it:\n{log}");
+    assert!(
+        log.contains("env MODE: blue -> green"),
+        "the master logs it:\n{log}"
+    );
     assert!(!log.contains("secret-value"), "a secret is logged:\n{log}");
 
     let started = loop {
@@ -66,8 +75,8 @@ fn ctl_reload_reports_what_the_config_changed() {
     // No change: a reload says none.
     let json_out = c.ctl(&["reload", "--json"]);
     assert!(json_out.status.success());
-    let first: Value = serde_json::from_slice(json_out.stdout.split(|&b| b == b'\n').next().unwrap())
-        .unwrap();
+    let first: Value =
+        serde_json::from_slice(json_out.stdout.split(|&b| b == b'\n').next().unwrap()).unwrap();
     assert_eq!(first["event"], "reload.started");
     assert_eq!(first["changes"], json!([]));
 }

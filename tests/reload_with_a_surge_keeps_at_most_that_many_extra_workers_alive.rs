@@ -32,7 +32,11 @@ fn reload_with_a_surge_keeps_at_most_that_many_extra_workers_alive() {
     assert_eq!(slots, 4, "three apps and the agent");
 
     let out = c.ctl(&["reload", "--batch", "3", "--surge", "1"]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 
     let (mut alive, mut most, mut exited, mut completed) = (slots, slots, 0, false);
     while !(completed && exited == slots) {
@@ -49,7 +53,10 @@ fn reload_with_a_surge_keeps_at_most_that_many_extra_workers_alive() {
             _ => {}
         }
         most = most.max(alive);
-        assert!(alive <= slots + 1, "{alive} workers alive, more than {slots} + 1");
+        assert!(
+            alive <= slots + 1,
+            "{alive} workers alive, more than {slots} + 1"
+        );
     }
     assert_eq!(most, slots + 1, "each new worker ran beside an old one");
     let list = c.wait_for(|l| ctl::all_ready(l, 3), "three ready app workers");

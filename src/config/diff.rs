@@ -103,7 +103,12 @@ pub fn diff(old: &Settings, new: &Settings) -> Vec<Change> {
         // The agent's slot, and the apps' start after `agent-start`, are set up once.
         Takes::Restart
     };
-    push("agent", command(&old.agent), command(&new.agent), agent_takes);
+    push(
+        "agent",
+        command(&old.agent),
+        command(&new.agent),
+        agent_takes,
+    );
     let (before, after) = (env_map(&old.env), env_map(&new.env));
     let names: std::collections::BTreeSet<&String> =
         before.keys().chain(after.keys()).copied().collect();
@@ -148,8 +153,18 @@ pub fn diff(old: &Settings, new: &Settings) -> Vec<Change> {
         opt(new.agent_ready.map(ready)),
         Applied,
     );
-    push("ready-timeout", ms(old.ready_timeout), ms(new.ready_timeout), Applied);
-    push("kill-timeout", ms(old.kill_timeout), ms(new.kill_timeout), Applied);
+    push(
+        "ready-timeout",
+        ms(old.ready_timeout),
+        ms(new.ready_timeout),
+        Applied,
+    );
+    push(
+        "kill-timeout",
+        ms(old.kill_timeout),
+        ms(new.kill_timeout),
+        Applied,
+    );
     push(
         "heartbeat-timeout",
         opt(old.heartbeat_timeout.map(ms)),
@@ -175,7 +190,12 @@ pub fn diff(old: &Settings, new: &Settings) -> Vec<Change> {
         new.restart_limit.to_string(),
         Applied,
     );
-    push("restart-window", ms(old.restart_window), ms(new.restart_window), Applied);
+    push(
+        "restart-window",
+        ms(old.restart_window),
+        ms(new.restart_window),
+        Applied,
+    );
     push(
         "max-message-size",
         old.max_message_size.to_string(),
@@ -195,7 +215,12 @@ pub fn diff(old: &Settings, new: &Settings) -> Vec<Change> {
         Applied,
     );
     push("name", old.name.clone(), new.name.clone(), Restart);
-    push("port", opt(old.port.map(|p| p.to_string())), opt(new.port.map(|p| p.to_string())), Restart);
+    push(
+        "port",
+        opt(old.port.map(|p| p.to_string())),
+        opt(new.port.map(|p| p.to_string())),
+        Restart,
+    );
     push("host", old.host.clone(), new.host.clone(), Restart);
     push("listen", listen(old.listen), listen(new.listen), Restart);
     push(
@@ -204,19 +229,25 @@ pub fn diff(old: &Settings, new: &Settings) -> Vec<Change> {
         new.proxy_protocol.to_string(),
         Restart,
     );
-    push("proxy-timeout", ms(old.proxy_timeout), ms(new.proxy_timeout), Restart);
+    push(
+        "proxy-timeout",
+        ms(old.proxy_timeout),
+        ms(new.proxy_timeout),
+        Restart,
+    );
     // In sticky mode the master hands sockets over in the app's dialect, chosen at start
     // (with `auto`, from the app command: a switch between node and not is a restart).
     if old.listen == ListenMode::Sticky || new.listen == ListenMode::Sticky {
-        let dialect = |s: &Settings| {
-            dialect(
-                s.app_dialect
-                    .resolve(s.app.as_deref().unwrap_or_default()),
-            )
-        };
+        let dialect =
+            |s: &Settings| dialect(s.app_dialect.resolve(s.app.as_deref().unwrap_or_default()));
         push("app-dialect", dialect(old), dialect(new), Restart);
     } else {
-        push("app-dialect", self::dialect(old.app_dialect), self::dialect(new.app_dialect), Applied);
+        push(
+            "app-dialect",
+            self::dialect(old.app_dialect),
+            self::dialect(new.app_dialect),
+            Applied,
+        );
     }
     push(
         "node-sticky-message",
@@ -231,7 +262,12 @@ pub fn diff(old: &Settings, new: &Settings) -> Vec<Change> {
         opt(new.egg_options.as_ref().map(|v| v.to_string())),
         Restart,
     );
-    push("control-socket", control(&old.control), control(&new.control), Restart);
+    push(
+        "control-socket",
+        control(&old.control),
+        control(&new.control),
+        Restart,
+    );
     push(
         "control-users",
         opt(old.control_users.as_ref().map(|p| p.display().to_string())),
@@ -280,7 +316,7 @@ fn env_map(env: &[(String, String)]) -> BTreeMap<&String, &String> {
 }
 
 fn command(c: &Option<Vec<String>>) -> Option<String> {
-    c.as_ref().map(|w| shell_words::join(w))
+    c.as_ref().map(shell_words::join)
 }
 
 fn opt(v: Option<String>) -> String {
@@ -343,7 +379,10 @@ mod tests {
     fn base() -> Settings {
         Settings {
             app: Some(vec!["server".into(), "--v1".into()]),
-            env: vec![("MODE".into(), "a".into()), ("DB_PASSWORD".into(), "s1".into())],
+            env: vec![
+                ("MODE".into(), "a".into()),
+                ("DB_PASSWORD".into(), "s1".into()),
+            ],
             port: Some(7001),
             ..Settings::default()
         }
@@ -382,7 +421,10 @@ mod tests {
         assert_eq!(changes.len(), 1);
         let shown = format!("{} {}", changes[0], changes[0].to_json());
         assert!(!shown.contains("s1") && !shown.contains("s2"), "{shown}");
-        assert_eq!(changes[0].to_string(), "env DB_PASSWORD: changed (<redacted>)");
+        assert_eq!(
+            changes[0].to_string(),
+            "env DB_PASSWORD: changed (<redacted>)"
+        );
     }
 
     #[test]
@@ -403,7 +445,10 @@ mod tests {
         new.surge = Some(2);
         let changes = diff(&base(), &new);
         let keys: Vec<&str> = changes.iter().map(|c| c.key.as_str()).collect();
-        assert_eq!(keys, ["ready", "kill-timeout", "heartbeat-timeout", "surge"]);
+        assert_eq!(
+            keys,
+            ["ready", "kill-timeout", "heartbeat-timeout", "surge"]
+        );
         assert!(changes.iter().all(|c| c.takes == Takes::Applied));
         assert_eq!(changes[0].to_string(), "ready: message -> delay:50");
         assert_eq!(changes[2].to_string(), "heartbeat-timeout: off -> 900 ms");
@@ -416,7 +461,10 @@ mod tests {
         new.listen = ListenMode::Sticky;
         new.name = "other".into();
         let changes = diff(&base(), &new);
-        assert!(changes.iter().all(|c| c.takes == Takes::Restart), "{changes:?}");
+        assert!(
+            changes.iter().all(|c| c.takes == Takes::Restart),
+            "{changes:?}"
+        );
         let why = needs_restart(&changes).unwrap();
         assert!(why.contains("port: 7001 -> 8080"), "{why}");
         assert!(why.contains("name: clutch -> other"), "{why}");
@@ -442,7 +490,10 @@ mod tests {
         let changes = diff(&old, &new);
         let dialect = changes.iter().find(|c| c.key == "app-dialect").unwrap();
         assert_eq!(dialect.takes, Takes::Restart);
-        assert_eq!(dialect.to_string(), "app-dialect: clutch -> node (needs a restart of the master)");
+        assert_eq!(
+            dialect.to_string(),
+            "app-dialect: clutch -> node (needs a restart of the master)"
+        );
     }
 
     #[test]
@@ -451,7 +502,11 @@ mod tests {
         new.workers = base().workers + 1;
         let changes = diff(&base(), &new);
         assert_eq!(changes[0].takes, Takes::Scale);
-        assert!(changes[0].to_string().contains("clutch ctl scale"), "{}", changes[0]);
+        assert!(
+            changes[0].to_string().contains("clutch ctl scale"),
+            "{}",
+            changes[0]
+        );
         assert_eq!(needs_restart(&changes), None);
     }
 }

@@ -50,7 +50,10 @@ pub enum Cmd {
     Send(Vec<u8>),
     /// Rolling reload, `batch` slots at a time, at most `surge` extra workers alive (`None`:
     /// the master's `--surge`).
-    Reload { batch: Batch, surge: Option<usize> },
+    Reload {
+        batch: Batch,
+        surge: Option<usize>,
+    },
     Shutdown,
 }
 

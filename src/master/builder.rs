@@ -136,6 +136,13 @@ impl MasterBuilder {
         self
     }
 
+    /// During a reload, at most `n` workers beyond one per slot alive at once (old ones
+    /// still stopping count): a new worker waits for an old one to exit.
+    pub fn surge(mut self, n: usize) -> Self {
+        self.settings.surge = Some(n);
+        self
+    }
+
     /// Which exits restart an app worker.
     pub fn restart(mut self, policy: RestartPolicy) -> Self {
         self.settings.restart = policy;

@@ -26,10 +26,10 @@ mod scale;
 mod shutdown;
 #[path = "core_tests/slots.rs"]
 mod slots;
-#[path = "core_tests/surge.rs"]
-mod surge;
 #[path = "core_tests/start.rs"]
 mod start;
+#[path = "core_tests/surge.rs"]
+mod surge;
 #[path = "core_tests/walk.rs"]
 mod walk;
 

@@ -349,9 +349,7 @@ impl Cluster {
         let fresh = reread().map_err(|e| {
             format!("not reloading: {e}; nothing was changed, the cluster runs as it was")
         })?;
-        let effects = self
-            .core
-            .reload_with(Instant::now(), batch, surge, fresh)?;
+        let effects = self.core.reload_with(Instant::now(), batch, surge, fresh)?;
         self.carry_out(effects);
         // Heartbeats and --max-rss may have been turned on, off or changed.
         self.arm_liveness();

@@ -77,7 +77,10 @@ impl CtlCluster {
 
     /// The pids of the app workers in `list`, by slot.
     pub fn app_pids(list: &Value) -> Vec<u64> {
-        apps(list).iter().filter_map(|w| w["pid"].as_u64()).collect()
+        apps(list)
+            .iter()
+            .filter_map(|w| w["pid"].as_u64())
+            .collect()
     }
 
     /// `clutch ctl --socket SOCKET ARGS`.

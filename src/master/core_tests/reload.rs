@@ -17,7 +17,10 @@ fn a_reload_replaces_one_slot_at_a_time_apps_first_then_the_agent() {
     let mut h = Harness::new(2, true);
     h.start_ready();
     let old: Vec<WorkerId> = [1, 2, 0].iter().map(|s| h.current(*s)).collect();
-    let fx = h.command(Command::Reload { batch: 1, surge: None });
+    let fx = h.command(Command::Reload {
+        batch: 1,
+        surge: None,
+    });
     assert_eq!(
         reload_events(&fx),
         vec![ReloadEvent::Started {
@@ -64,7 +67,10 @@ fn a_new_worker_that_exits_before_ready_aborts_the_reload_and_the_rest_keep_serv
     let mut h = Harness::new(3, false);
     h.start_ready();
     let (old2, old3) = (h.current(2), h.current(3));
-    let first = spawned_ids(&h.command(Command::Reload { batch: 1, surge: None }))[0];
+    let first = spawned_ids(&h.command(Command::Reload {
+        batch: 1,
+        surge: None,
+    }))[0];
     let fx = h.ready(first);
     let second = spawned_ids(&fx)[0];
     let fx = h.exit(second, 1);
@@ -89,7 +95,10 @@ fn a_new_worker_not_ready_in_time_aborts_the_reload() {
     let mut h = Harness::new(2, false);
     h.start_ready();
     let old1 = h.current(1);
-    let new = spawned_ids(&h.command(Command::Reload { batch: 1, surge: None }))[0];
+    let new = spawned_ids(&h.command(Command::Reload {
+        batch: 1,
+        surge: None,
+    }))[0];
     let fx = h.input(Input::Timer(Timer::ReadyTimeout(new)));
     assert_eq!(kills(&fx), vec![new]);
     assert!(matches!(
@@ -103,11 +112,17 @@ fn a_new_worker_not_ready_in_time_aborts_the_reload() {
 fn commands_are_refused_while_a_reload_runs_naming_it() {
     let mut h = Harness::new(2, false);
     h.start_ready();
-    h.command(Command::Reload { batch: 1, surge: None });
+    h.command(Command::Reload {
+        batch: 1,
+        surge: None,
+    });
     for cmd in [
         Command::Restart { slot: 1 },
         Command::Scale { workers: 3 },
-        Command::Reload { batch: 1, surge: None },
+        Command::Reload {
+            batch: 1,
+            surge: None,
+        },
     ] {
         let e = h.core.command(h.now(), cmd).unwrap_err();
         assert!(e.contains("reload to generation 2 is in progress"), "{e}");
@@ -118,7 +133,10 @@ fn commands_are_refused_while_a_reload_runs_naming_it() {
 fn a_batch_of_two_starts_two_new_workers_at_once() {
     let mut h = Harness::new(3, false);
     h.start_ready();
-    let fx = h.command(Command::Reload { batch: 2, surge: None });
+    let fx = h.command(Command::Reload {
+        batch: 2,
+        surge: None,
+    });
     assert_eq!(spawns(&fx).len(), 2);
 }
 
@@ -126,7 +144,10 @@ fn a_batch_of_two_starts_two_new_workers_at_once() {
 fn shutdown_aborts_a_reload() {
     let mut h = Harness::new(2, false);
     h.start_ready();
-    h.command(Command::Reload { batch: 1, surge: None });
+    h.command(Command::Reload {
+        batch: 1,
+        surge: None,
+    });
     let fx = h.input(Input::Signal("SIGTERM"));
     assert!(matches!(
         reload_events(&fx)[..],
@@ -174,7 +195,10 @@ fn a_change_that_needs_a_restart_refuses_the_reload_and_changes_nothing() {
         s.app = Some(vec!["server".into(), "--v2".into()]);
     });
     let e = h.core.reload_with(h.now(), 1, None, new).unwrap_err();
-    assert!(e.contains("port") && e.contains("restart of the master"), "{e}");
+    assert!(
+        e.contains("port") && e.contains("restart of the master"),
+        "{e}"
+    );
     assert_eq!(h.core.settings(), &before, "nothing was taken");
     assert_eq!(h.core.generation(), 1);
     assert!(h.core.reload().is_none());
@@ -187,8 +211,7 @@ fn a_new_worker_count_is_reported_and_the_slots_stay() {
     h.start_ready();
     let new = fresh(&h, |s| s.workers = 5);
     let fx = h.core.reload_with(h.now(), 1, None, new).unwrap();
-    let Some(ReloadEvent::Started { slots, changes, .. }) =
-        reload_events(&fx).into_iter().next()
+    let Some(ReloadEvent::Started { slots, changes, .. }) = reload_events(&fx).into_iter().next()
     else {
         panic!("no reload.started");
     };
@@ -227,6 +250,9 @@ fn a_kill_aborts_a_reload_and_no_new_worker_starts_after_it() {
     assert!(h.core.reload().is_none());
     let ids: Vec<WorkerId> = h.core.workers().map(|w| w.id).collect();
     for w in ids {
-        assert!(spawns(&h.killed(w)).is_empty(), "nothing starts while killing");
+        assert!(
+            spawns(&h.killed(w)).is_empty(),
+            "nothing starts while killing"
+        );
     }
 }

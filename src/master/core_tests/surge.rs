@@ -54,7 +54,11 @@ fn drive(workers: usize, agent: bool, batch: usize, surge: usize, slow_exits: bo
             "step {step}: {} alive, more than {slots} + {surge}",
             alive(&h)
         );
-        assert_eq!(ready_slots(&h), slots, "step {step}: a slot without a ready worker");
+        assert_eq!(
+            ready_slots(&h),
+            slots,
+            "step {step}: a slot without a ready worker"
+        );
         most = most.max(alive(&h));
         let (new, old) = (starting(&h), stopping(&h));
         // Old workers slow to exit: new ones are made ready first while there are any.
@@ -103,7 +107,10 @@ fn with_a_surge_of_one_the_next_new_worker_waits_for_the_old_one_to_exit() {
     assert_eq!(first.len(), 1, "the surge, not the batch, limits it");
     let fx = h.ready(first[0]);
     assert_eq!(stops(&fx), vec![old1]);
-    assert!(spawns(&fx).is_empty(), "the old worker still stops: no room");
+    assert!(
+        spawns(&fx).is_empty(),
+        "the old worker still stops: no room"
+    );
     let fx = h.exit(old1, 0);
     assert_eq!(spawns(&fx).len(), 1, "its exit makes room for slot 2's");
     assert_eq!(spawns(&fx)[0].2, 2);
@@ -150,6 +157,9 @@ fn the_reload_completes_once_the_last_new_worker_is_ready_even_with_old_ones_sto
         surge: Some(1),
     }))[0];
     h.ready(new);
-    assert!(h.core.reload().is_none(), "done; the old worker stops on its own");
+    assert!(
+        h.core.reload().is_none(),
+        "done; the old worker stops on its own"
+    );
     assert_eq!(stopping(&h).len(), 1);
 }
