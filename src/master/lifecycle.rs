@@ -298,6 +298,10 @@ impl Cluster {
                 if last {
                     self.reload_progress.clear();
                 }
+                if matches!(event, ReloadEvent::Aborted { .. }) {
+                    // The settings from before may be back: heartbeats and --max-rss too.
+                    self.arm_liveness();
+                }
             }
         }
     }

@@ -37,6 +37,8 @@ pub struct Reload {
     pending: VecDeque<u32>,
     /// Slots whose new worker is starting, and when it was spawned.
     in_flight: Vec<(u32, WorkerId, Instant)>,
+    /// The settings from before, when the reload brought new ones: back if it aborts.
+    previous: Option<Box<Settings>>,
     /// Slots done so far.
     pub done: usize,
     /// Slots to reload in all.
@@ -129,9 +131,9 @@ impl Core {
         if pending.is_empty() {
             return Err("no slot has a worker to reload".into());
         }
-        let changes = match fresh {
+        let (changes, previous) = match fresh {
             Some(fresh) => self.adopt(fresh)?,
-            None => Vec::new(),
+            None => (Vec::new(), None),
         };
         // Zero would never start a new worker beside an old one; 1 is the least.
         let surge = surge.or(self.settings.surge).map(|s| s.max(1));
@@ -151,6 +153,7 @@ impl Core {
             generation: self.generation,
             batch,
             surge,
+            previous,
             pending,
             in_flight: Vec::new(),
             done: 0,
@@ -166,9 +169,11 @@ impl Core {
         Ok(())
     }
 
-    /// Takes the settings a reload re-read, if a reload can: what changed, or why not.
-    /// The number of app slots stays (`scale` changes it).
-    fn adopt(&mut self, fresh: Settings) -> Result<Vec<Change>, String> {
+    /// Takes the settings a reload re-read, if a reload can: what changed and the settings
+    /// they replace (when any changed), or why not. The number of app slots stays (`scale`
+    /// changes it).
+    #[allow(clippy::type_complexity)]
+    fn adopt(&mut self, fresh: Settings) -> Result<(Vec<Change>, Option<Box<Settings>>), String> {
         let running = Settings {
             workers: self.desired_workers(),
             ..self.settings.clone()
@@ -177,15 +182,22 @@ impl Core {
         if let Some(why) = diff::needs_restart(&changes) {
             return Err(why);
         }
-        self.settings = Settings {
-            workers: self.settings.workers,
-            ..fresh
-        };
+        if changes.is_empty() {
+            return Ok((changes, None));
+        }
+        let workers = self.settings.workers;
+        let previous = self.replace_settings(Settings { workers, ..fresh });
+        Ok((changes, Some(Box::new(previous))))
+    }
+
+    /// Runs with `settings` from now on; returns the ones they replace.
+    fn replace_settings(&mut self, settings: Settings) -> Settings {
+        let previous = std::mem::replace(&mut self.settings, settings);
         for slot in self.slots.values_mut() {
             slot.tracker
                 .set_limits(self.settings.restart_limit, self.settings.restart_window);
         }
-        Ok(changes)
+        previous
     }
 
     /// Workers alive beyond one per slot: replacements starting, old workers stopping.
@@ -289,8 +301,16 @@ impl Core {
 
     /// Stops the reload where it is: the new workers still starting are stopped, unless
     /// `shutdown` stops everything anyway (apps first, then the agent).
-    pub(super) fn abort_reload(&mut self, reason: String, shutdown: bool) {
+    ///
+    /// Settings the reload brought are dropped for the ones from before: the slots not
+    /// reached keep running as they were, and a crash restart there does not spread what
+    /// the reload failed with. The slots already reloaded keep their new workers.
+    pub(super) fn abort_reload(&mut self, mut reason: String, shutdown: bool) {
         let Some(r) = self.reload.take() else { return };
+        if let Some(previous) = r.previous.filter(|_| !shutdown) {
+            self.replace_settings(*previous);
+            reason.push_str("; the settings from before the reload are back (for restarts too)");
+        }
         tracing::error!("reload to generation {} aborted: {reason}", r.generation);
         for (slot, w, _) in r.in_flight.iter().filter(|_| !shutdown) {
             // A new worker that became its slot's only one (the old one died meanwhile)

@@ -256,3 +256,25 @@ fn a_kill_aborts_a_reload_and_no_new_worker_starts_after_it() {
         );
     }
 }
+
+#[test]
+fn an_aborted_reload_puts_the_settings_from_before_back() {
+    let mut h = Harness::new(2, false);
+    h.start_ready();
+    let before = h.core.settings().clone();
+    let new = fresh(&h, |s| s.app = Some(vec!["broken".into()]));
+    let fx = h.core.reload_with(h.now(), 1, None, new).unwrap();
+    let first = spawned_ids(&h.answer_spawns(fx))[0];
+    assert_eq!(h.core.settings().app, Some(vec!["broken".to_string()]));
+    let fx = h.exit(first, 1);
+    let aborted = reload_events(&fx);
+    assert!(
+        matches!(&aborted[..], [ReloadEvent::Aborted { reason, .. }] if reason.contains("settings from before")),
+        "{aborted:?}"
+    );
+    assert_eq!(
+        h.core.settings(),
+        &before,
+        "a crash restart runs the old command"
+    );
+}
