@@ -172,7 +172,6 @@ impl Core {
     /// Takes the settings a reload re-read, if a reload can: what changed and the settings
     /// they replace (when any changed), or why not. The number of app slots stays (`scale`
     /// changes it).
-    #[allow(clippy::type_complexity)]
     fn adopt(&mut self, fresh: Settings) -> Result<(Vec<Change>, Option<Box<Settings>>), String> {
         let running = Settings {
             workers: self.desired_workers(),
