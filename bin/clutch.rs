@@ -44,7 +44,11 @@ struct StartArgs {
     #[command(flatten)]
     flags: Overrides,
     /// A JSON object with the same settings (keys as the long flags: "workers",
-    /// "ready-timeout", "app", ...; "env" for extra variables). Flags override it.
+    /// "ready-timeout", "app", ...; "env" for extra variables). Flags override it. Read
+    /// again on each reload (`clutch ctl reload`, SIGHUP): the new generation runs with the
+    /// new command, env and worker settings; an error, or a change of what only a restart
+    /// can change (port, host, sticky/reuseport, name, control socket, ...), refuses the
+    /// reload and the cluster keeps running as it was.
     #[arg(long, value_name = "FILE")]
     config: Option<PathBuf>,
 }
@@ -96,8 +100,23 @@ fn main() -> ExitCode {
 
 fn start(args: StartArgs) -> ExitCode {
     let file = args.config.as_deref().map(ConfigFile::load).transpose();
+    // A reload reads the file again, under the same flags: they still win.
+    let reread = args.config.clone().map(|path| {
+        let flags = args.flags.clone();
+        move || {
+            ConfigFile::load(&path)
+                .and_then(|file| config::resolve(flags.clone(), Some(file), demo))
+                .map_err(|e| e.to_string())
+        }
+    });
     match file.and_then(|file| config::resolve(args.flags, file, demo)) {
-        Ok(s) => run(s),
+        Ok(s) => {
+            let builder = MasterBuilder::from_settings(s);
+            run(match reread {
+                Some(f) => builder.reread_on_reload(f),
+                None => builder,
+            })
+        }
         Err(e) => {
             clutch::log::line(&format!("clutch: {e}"));
             ExitCode::from(2)
@@ -121,8 +140,9 @@ fn egg(args: EggArgs) -> ExitCode {
     let settings = file
         .map_err(clutch::egg::EggError::from)
         .and_then(|file| clutch::egg::settings(&app, args.start.flags, file));
+    // The egg options carry ports picked at start: a reload keeps the settings it has.
     match settings {
-        Ok(s) => run(s),
+        Ok(s) => run(MasterBuilder::from_settings(s)),
         Err(e) => {
             clutch::log::line(&format!("clutch egg: {e}"));
             ExitCode::from(2)
@@ -130,16 +150,12 @@ fn egg(args: EggArgs) -> ExitCode {
     }
 }
 
-fn run(settings: clutch::Settings) -> ExitCode {
+fn run(builder: MasterBuilder) -> ExitCode {
     // The library leaves the embedding process's limits alone; the CLI owns its process.
     if let Err(e) = clutch::sys::process::raise_fd_limit() {
         tracing::debug!("cannot raise the open-file limit: {e}");
     }
-    match MasterBuilder::from_settings(settings)
-        .parent_from_env()
-        .handle_signals()
-        .run()
-    {
+    match builder.parent_from_env().handle_signals().run() {
         Ok(()) => ExitCode::SUCCESS,
         Err(Error::Config(e)) => {
             clutch::log::line(&format!("clutch: {e}"));

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use crate::protocol::codec::DEFAULT_MAX_LINE;
 
+pub mod diff;
 mod overrides;
 pub use overrides::{ConfigFile, Overrides, Words, resolve};
 
@@ -194,6 +195,9 @@ pub struct Settings {
     /// A worker older than this (plus up to a fifth of it, so that they do not all go at
     /// once) is recycled.
     pub max_age: Option<Duration>,
+    /// During a reload, at most this many workers beyond one per slot are alive at once
+    /// (new ones starting and old ones still stopping); `None`: only the batch limits it.
+    pub surge: Option<usize>,
     pub restart: RestartPolicy,
     /// At most this many restarts of one slot per `restart_window`.
     pub restart_limit: u32,
@@ -264,6 +268,7 @@ impl Default for Settings {
             heartbeat_timeout: None,
             max_rss: None,
             max_age: None,
+            surge: None,
             restart: RestartPolicy::Always,
             restart_limit: 60,
             restart_window: Duration::from_secs(60),
@@ -373,6 +378,13 @@ impl Settings {
             return Err(bad(
                 "ready-minimum",
                 "must be at least 1 (leave it out to wait for every app worker)",
+            ));
+        }
+        if self.surge == Some(0) {
+            return Err(bad(
+                "surge",
+                "must be at least 1: a reload starts each new worker beside the old one \
+                 (leave it out for no limit beyond the batch)",
             ));
         }
         self.validate_c_strings()

@@ -140,6 +140,12 @@ overrides! {
         /// fifth of it so that workers do not all recycle at once [default: off].
         #[arg(long, value_name = "SECONDS")]
         pub max_age: Option<u64>,
+        /// During a reload, at most N workers beyond one per slot alive at once: new ones
+        /// starting and old ones still stopping (a new worker waits for an old one to exit).
+        /// `clutch ctl reload --surge N` overrides it for one reload [default: no limit but
+        /// the batch].
+        #[arg(long, value_name = "N")]
+        pub surge: Option<usize>,
         /// Which app worker exits restart it: always, on-failure (not exit code 0) or never
         /// [default: always].
         #[arg(long, value_name = "POLICY")]
@@ -269,6 +275,7 @@ impl Overrides {
             &mut s.max_age,
             self.max_age.map(|secs| Some(Duration::from_secs(secs))),
         );
+        set(&mut s.surge, self.surge.map(Some));
         set(&mut s.restart, self.restart);
         set(&mut s.restart_limit, self.restart_limit);
         set(&mut s.restart_window, ms(&self.restart_window));

@@ -108,11 +108,22 @@ pub enum CtlCommand {
     /// order then the agent, a new worker first and the old one stopped once it is ready
     /// (as SIGHUP does). A new worker that fails or is not ready in time aborts it: the
     /// slots not reached keep their old workers. Shows each step; exit 1 when aborted.
+    ///
+    /// A master started with --config reads it again first (under the flags it was started
+    /// with): the new generation runs with the new command, env and worker settings, and
+    /// each change is shown (secret env values redacted). A config error, or a change only
+    /// a restart of the master can make (port, name, sticky, ...), refuses the reload with
+    /// nothing changed: exit 1, naming the key.
     Reload {
-        /// Slots replaced at once: a count or a percentage of the app slots (25%); also
-        /// how many extra workers run at most [default: 1].
+        /// Slots replaced at once (new workers starting together): a count or a
+        /// percentage of the app slots (25%) [default: 1].
         #[arg(long, value_name = "N|P%")]
         batch: Option<super::Batch>,
+        /// At most N workers beyond one per slot alive at once, counting the old ones still
+        /// stopping: a new worker waits for an old one to exit [default: the master's
+        /// --surge, else no limit but the batch].
+        #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+        surge: Option<u64>,
         /// One JSON object per step.
         #[arg(long)]
         json: bool,
@@ -248,16 +259,28 @@ fn request_of(c: &CtlCommand) -> Result<(&'static str, Value), Failed> {
             }
             ("send", json!({"message": msg}))
         }
-        CtlCommand::Reload { batch, .. } => (
-            "reload",
-            match batch {
+        CtlCommand::Reload { batch, surge, .. } => {
+            let mut args = match batch {
                 None => json!({}),
                 Some(super::Batch::Count(n)) => json!({"batch": n}),
                 Some(super::Batch::Percent(p)) => json!({"batch": format!("{p}%")}),
-            },
-        ),
+            };
+            if let Some(n) = surge {
+                args["surge"] = json!(n);
+            }
+            ("reload", args)
+        }
         CtlCommand::Shutdown => ("shutdown", json!({})),
     })
+}
+
+/// The lines of a `reload.started` event's changed settings.
+fn changes(event: &Value) -> impl Iterator<Item = &str> {
+    event["changes"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|c| c["text"].as_str())
 }
 
 struct Connection {
@@ -372,6 +395,9 @@ impl Connection {
                     "reload.started" => {
                         bar.set_length(event["slots"].as_u64().unwrap_or(0));
                         bar.set_prefix(event["generation"].to_string());
+                        for change in changes(&event) {
+                            bar.println(format!("  {change}"));
+                        }
                     }
                     "reload.slot" => {
                         bar.set_position(event["index"].as_u64().unwrap_or(0));
@@ -384,10 +410,13 @@ impl Connection {
                 }
             } else {
                 let text = match kind {
-                    "reload.started" => format!(
+                    "reload.started" => std::iter::once(format!(
                         "reload to generation {}: {} slot(s)",
                         event["generation"], event["slots"]
-                    ),
+                    ))
+                    .chain(changes(&event).map(|c| format!("  {c}")))
+                    .collect::<Vec<_>>()
+                    .join("\n"),
                     "reload.slot" => format!(
                         "slot {} ({}) {} of {}: generation {} ready in {} ms",
                         event["slot"],
@@ -491,10 +520,13 @@ fn describe_event(ev: &Value) -> String {
     );
     if let Some(o) = ev.as_object() {
         for (k, v) in o {
-            if !matches!(k.as_str(), "seq" | "time_ms" | "event") && !v.is_null() {
+            if !matches!(k.as_str(), "seq" | "time_ms" | "event" | "changes") && !v.is_null() {
                 s.push_str(&format!(" {k}={v}"));
             }
         }
+    }
+    for change in changes(ev) {
+        s.push_str(&format!("\n  {change}"));
     }
     s
 }

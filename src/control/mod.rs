@@ -48,8 +48,12 @@ pub enum Cmd {
     Signal(Signal, Target),
     /// Route a message line as the parent would.
     Send(Vec<u8>),
-    /// Rolling reload, this many slots at a time.
-    Reload(Batch),
+    /// Rolling reload, `batch` slots at a time, at most `surge` extra workers alive (`None`:
+    /// the master's `--surge`).
+    Reload {
+        batch: Batch,
+        surge: Option<usize>,
+    },
     Shutdown,
 }
 
@@ -102,7 +106,7 @@ impl Cmd {
             Cmd::Kill(..) => "kill",
             Cmd::Signal(..) => "signal",
             Cmd::Send(_) => "send",
-            Cmd::Reload(_) => "reload",
+            Cmd::Reload { .. } => "reload",
             Cmd::Shutdown => "shutdown",
         }
     }

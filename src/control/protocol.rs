@@ -64,16 +64,27 @@ impl Request {
                 )?;
                 Cmd::Send(serde_json::to_vec(msg).expect("a Value serializes"))
             }
-            "reload" => Cmd::Reload(match &self.args["batch"] {
-                Value::Null => super::Batch::Count(1),
-                Value::Number(n) => super::Batch::Count(
-                    n.as_u64()
-                        .filter(|n| *n > 0)
-                        .ok_or("`batch` must be a count or a percentage")?
-                        as usize,
-                ),
-                _ => self.str_arg("batch")?.parse()?,
-            }),
+            "reload" => Cmd::Reload {
+                batch: match &self.args["batch"] {
+                    Value::Null => super::Batch::Count(1),
+                    Value::Number(n) => super::Batch::Count(
+                        n.as_u64()
+                            .filter(|n| *n > 0)
+                            .ok_or("`batch` must be a count or a percentage")?
+                            as usize,
+                    ),
+                    _ => self.str_arg("batch")?.parse()?,
+                },
+                surge: match &self.args["surge"] {
+                    Value::Null => None,
+                    n => Some(
+                        n.as_u64()
+                            .filter(|n| *n > 0)
+                            .ok_or("`surge` must be a count of at least 1")?
+                            as usize,
+                    ),
+                },
+            },
             "shutdown" => Cmd::Shutdown,
             other => {
                 return Err(format!(

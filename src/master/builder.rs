@@ -41,6 +41,7 @@ pub struct MasterBuilder {
     settings: Settings,
     parent: ParentKind,
     handle_signals: bool,
+    reread: Option<lifecycle::Reread>,
 }
 
 impl MasterBuilder {
@@ -50,6 +51,7 @@ impl MasterBuilder {
             settings,
             parent: ParentKind::Handle,
             handle_signals: false,
+            reread: None,
         }
     }
 
@@ -134,6 +136,13 @@ impl MasterBuilder {
         self
     }
 
+    /// During a reload, at most `n` workers beyond one per slot alive at once (old ones
+    /// still stopping count): a new worker waits for an old one to exit.
+    pub fn surge(mut self, n: usize) -> Self {
+        self.settings.surge = Some(n);
+        self
+    }
+
     /// Which exits restart an app worker.
     pub fn restart(mut self, policy: RestartPolicy) -> Self {
         self.settings.restart = policy;
@@ -204,6 +213,19 @@ impl MasterBuilder {
     /// CLI does).
     pub fn handle_signals(mut self) -> Self {
         self.handle_signals = true;
+        self
+    }
+
+    /// On each reload, take the settings `reread` returns (the CLI: `--config` read again,
+    /// under the flags it was started with). The new generation runs with them; what only
+    /// a restart of the master can change (the port, the name, ...; see
+    /// [`crate::config::diff`]) refuses the reload, as does an error `reread` returns (it
+    /// should name the key). Nothing is changed by a refused reload.
+    pub fn reread_on_reload(
+        mut self,
+        reread: impl Fn() -> Result<Settings, String> + Send + 'static,
+    ) -> Self {
+        self.reread = Some(Box::new(reread));
         self
     }
 
@@ -304,6 +326,7 @@ impl MasterBuilder {
             settings,
             port,
             parent_fd,
+            reread: self.reread,
             handle_signals: self.handle_signals,
             pid_file,
             control,
@@ -318,6 +341,7 @@ struct Prepared {
     settings: Settings,
     port: PortPlan,
     parent_fd: Option<OwnedFd>,
+    reread: Option<lifecycle::Reread>,
     handle_signals: bool,
     pid_file: Option<PidFile>,
     control: Option<crate::control::server::Control>,
@@ -336,6 +360,7 @@ impl Prepared {
             settings,
             port,
             parent_fd,
+            reread,
             handle_signals,
             // Held to the end of the run: dropping it removes the file.
             pid_file: _pid_file,
@@ -389,18 +414,16 @@ impl Prepared {
                 tokio::task::spawn_local(tasks::write_channel(stream, outbox.clone()));
                 parent_outbox = Some(outbox);
             }
-            let app = settings.app.clone().unwrap_or_default();
-            let agent = settings.agent.clone();
+            let has_agent = settings.agent.is_some();
             let info = ClusterInfo {
                 port: port.port(),
                 address: settings.host.clone(),
                 workers: settings.workers,
                 sticky: matches!(port, PortPlan::Sticky { .. }),
             };
-            let core = Core::new(settings, agent.is_some(), info, metrics);
+            let core = Core::new(settings, has_agent, info, metrics);
             let plan = Plan {
-                app,
-                agent,
+                reread,
                 port,
                 handle_signals,
                 control,

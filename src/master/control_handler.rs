@@ -88,11 +88,11 @@ impl Cluster {
                 self.input(Input::Shutdown);
                 Ok(json!("stopping"))
             }
-            Cmd::Reload(batch) => {
+            Cmd::Reload { batch, surge } => {
                 let batch = batch.of(self.core.desired_workers());
                 let (progress, events) = tokio::sync::mpsc::unbounded_channel();
                 self.reload_progress.push(progress);
-                match self.command(super::core::Command::Reload { batch }) {
+                match self.reload(batch, *surge) {
                     Ok(()) => {
                         self.audit(&caller, &describe(&cmd), &Ok(json!(batch)));
                         let _ = reply.send(Answer::Reload(events));
@@ -458,8 +458,8 @@ impl Cluster {
             .find(|s| s.id == slot_id)
             .ok_or_else(|| format!("there is no slot {slot_id}"))?;
         let command = match s.role {
-            Role::Agent => self.plan.agent.clone().unwrap_or_default(),
-            Role::App => self.plan.app.clone(),
+            Role::Agent => self.core.settings().agent.clone().unwrap_or_default(),
+            Role::App => self.core.settings().app.clone().unwrap_or_default(),
         };
         let workers: Vec<Value> = s
             .current
@@ -679,8 +679,16 @@ fn describe(cmd: &Cmd) -> String {
         Cmd::Scale(Scale::Down(k)) => format!("scale -{k}"),
         Cmd::Kill(t, s) => format!("kill {t} --signal {}", s.as_str()),
         Cmd::Signal(s, t) => format!("signal {} {t}", s.as_str()),
-        Cmd::Reload(super::super::control::Batch::Count(n)) => format!("reload --batch {n}"),
-        Cmd::Reload(super::super::control::Batch::Percent(p)) => format!("reload --batch {p}%"),
+        Cmd::Reload { batch, surge } => {
+            let batch = match batch {
+                super::super::control::Batch::Count(n) => n.to_string(),
+                super::super::control::Batch::Percent(p) => format!("{p}%"),
+            };
+            match surge {
+                Some(s) => format!("reload --batch {batch} --surge {s}"),
+                None => format!("reload --batch {batch}"),
+            }
+        }
         Cmd::Send(line) => format!(
             "send {}",
             String::from_utf8_lossy(&line[..line.len().min(200)])

@@ -263,8 +263,9 @@ pub enum Command {
     Start { slot: u32 },
     /// Run this many app slots.
     Scale { workers: usize },
-    /// Replace every worker with one of a new generation, `batch` slots at a time.
-    Reload { batch: usize },
+    /// Replace every worker with one of a new generation, `batch` slots at a time, at most
+    /// `surge` workers beyond one per slot alive at once (`None`: the setting's).
+    Reload { batch: usize, surge: Option<usize> },
 }
 
 /// The master's state and decisions.
@@ -434,6 +435,7 @@ impl Core {
             },
             Input::Shutdown => self.stop(),
             Input::Kill => {
+                self.abort_reload("every worker is being killed".into(), true);
                 self.kill_all();
                 if !matches!(self.phase, ClusterPhase::Stopping { .. }) {
                     self.phase = ClusterPhase::Stopping { stage: 2 };
@@ -447,21 +449,26 @@ impl Core {
     /// Carries out an operator's command at `now`; refused with the reason when it cannot
     /// be done now.
     pub fn command(&mut self, now: Instant, cmd: Command) -> Result<Vec<Effect>, String> {
-        if self.phase != ClusterPhase::Ready {
-            return Err(match self.phase {
-                ClusterPhase::Starting => "the cluster is still starting".into(),
-                _ => "the cluster is stopping".into(),
-            });
-        }
-        self.refuse_during_reload(&cmd)?;
+        self.can_take(&cmd)?;
         match cmd {
-            Command::Reload { batch } => self.start_reload(now, batch)?,
+            Command::Reload { batch, surge } => self.start_reload(now, batch, surge, None)?,
             Command::Restart { slot } => self.restart_slot(now, slot)?,
             Command::Stop { slot } => self.stop_slot(slot)?,
             Command::Start { slot } => self.start_slot(now, slot)?,
             Command::Scale { workers } => self.scale(now, workers)?,
         }
         Ok(std::mem::take(&mut self.fx))
+    }
+
+    /// Whether a command can be taken now: the cluster runs and no reload is in progress.
+    fn can_take(&self, cmd: &Command) -> Result<(), String> {
+        if self.phase != ClusterPhase::Ready {
+            return Err(match self.phase {
+                ClusterPhase::Starting => "the cluster is still starting".into(),
+                _ => "the cluster is stopping".into(),
+            });
+        }
+        self.refuse_during_reload(cmd)
     }
 
     fn start(&mut self, now: Instant) {
@@ -897,6 +904,8 @@ impl Core {
         // Whatever the intent was: a worker retired after it was asked to go for another
         // reason still leaves its slot.
         self.remove_if_empty(w.slot);
+        // One worker fewer: a reload held back by its surge may go on.
+        self.reload_next(now);
     }
 
     /// Restart, park or leave a slot whose worker died after the cluster was ready.

@@ -28,6 +28,8 @@ mod shutdown;
 mod slots;
 #[path = "core_tests/start.rs"]
 mod start;
+#[path = "core_tests/surge.rs"]
+mod surge;
 #[path = "core_tests/walk.rs"]
 mod walk;
 

@@ -27,13 +27,10 @@ impl Cluster {
     /// [`Input::Spawned`] or [`Input::SpawnFailed`] to the core.
     pub(super) fn launch(&mut self, worker: WorkerId, role: Role, slot: u32, generation: u64) {
         let s = self.core.settings();
+        // From the settings as they are now: a reload may have brought new commands.
         let command = match role {
-            Role::Agent => self
-                .plan
-                .agent
-                .clone()
-                .expect("an agent slot has a command"),
-            Role::App => self.plan.app.clone(),
+            Role::Agent => s.agent.clone().expect("an agent slot has a command"),
+            Role::App => s.app.clone().expect("a cluster has an app command"),
         };
         let listeners: Vec<(&OwnedFd, &str)> = match (&self.plan.port, role) {
             (PortPlan::Shared { fd, .. }, Role::App) => vec![(fd, "clutch")],

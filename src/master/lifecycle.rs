@@ -10,7 +10,7 @@ use crate::error::Error;
 use crate::listen::PortPlan;
 use crate::master::State;
 use crate::master::core::{Command, Core, Effect, Goal, Input, ReloadEvent, Timer};
-use crate::master::liveness::{self, Liveness};
+use crate::master::liveness::Liveness;
 use crate::master::messenger::{Messenger, Outcome, Source};
 use crate::master::owner::Order;
 use crate::master::tasks::Closed;
@@ -54,6 +54,7 @@ pub enum Event {
     /// A rolling reload; `progress` hears how it goes once it is taken.
     Reload {
         batch: usize,
+        surge: Option<usize>,
         progress: UnboundedSender<ReloadEvent>,
         reply: oneshot::Sender<Result<(), String>>,
     },
@@ -80,10 +81,14 @@ pub enum Event {
     Http(oneshot::Sender<crate::http::View>),
 }
 
+/// Re-reads the settings for a reload (the CLI: `--config` again under the same flags);
+/// an error names the key at fault.
+pub type Reread = Box<dyn Fn() -> Result<crate::config::Settings, String> + Send>;
+
 /// What the loop was given to run.
 pub struct Plan {
-    pub app: Vec<String>,
-    pub agent: Option<Vec<String>>,
+    /// Where a reload gets its settings; without it, a reload keeps the running ones.
+    pub reread: Option<Reread>,
     /// The public port and who listens on it.
     pub port: PortPlan,
     pub handle_signals: bool,
@@ -144,7 +149,9 @@ pub async fn run(
     let settings = core.settings();
     let (handoff, accept_task) = match &mut plan.port {
         PortPlan::Sticky { listener, .. } => {
-            let dialect = settings.app_dialect.resolve(&plan.app);
+            let dialect = settings
+                .app_dialect
+                .resolve(settings.app.as_deref().unwrap_or_default());
             let handoff = Rc::new(
                 Handoff::new(settings.workers, dialect)
                     .with_node_message(settings.node_sticky_message.as_deref())
@@ -200,12 +207,7 @@ pub async fn run(
         control: Default::default(),
         reloads,
     };
-    if let Some(period) = liveness::period(
-        c.core.settings().heartbeat_timeout,
-        c.core.settings().max_rss,
-    ) {
-        spawn_local(liveness::tick(period, c.events.clone()));
-    }
+    c.arm_liveness();
     c.input(Input::Start);
     while !c.core.done() {
         let Some(ev) = inbox.recv().await else { break };
@@ -313,6 +315,10 @@ impl Cluster {
                 if last {
                     self.reload_progress.clear();
                 }
+                if matches!(event, ReloadEvent::Aborted { .. }) {
+                    // The settings from before may be back: heartbeats and --max-rss too.
+                    self.arm_liveness();
+                }
             }
         }
     }
@@ -338,15 +344,37 @@ impl Cluster {
 
     /// Carries out an operator's command and what it leads to; refused with the reason.
     pub(super) fn command(&mut self, cmd: Command) -> Result<(), String> {
-        self.core.command(Instant::now(), cmd).map(|effects| {
-            for effect in effects {
-                self.apply(effect);
-            }
-            let queued: Vec<Input> = self.queue.drain(..).collect();
-            for input in queued {
-                self.input(input);
-            }
-        })
+        self.core
+            .command(Instant::now(), cmd)
+            .map(|effects| self.carry_out(effects))
+    }
+
+    /// Carries out a command's effects and the inputs they lead to.
+    fn carry_out(&mut self, effects: Vec<Effect>) {
+        for effect in effects {
+            self.apply(effect);
+        }
+        let queued: Vec<Input> = self.queue.drain(..).collect();
+        for input in queued {
+            self.input(input);
+        }
+    }
+
+    /// A rolling reload: the settings re-read first when the plan says how (an error there
+    /// refuses the reload with nothing changed), then the core's reload; refused with the
+    /// reason.
+    pub(super) fn reload(&mut self, batch: usize, surge: Option<usize>) -> Result<(), String> {
+        let Some(reread) = &self.plan.reread else {
+            return self.command(Command::Reload { batch, surge });
+        };
+        let fresh = reread().map_err(|e| {
+            format!("not reloading: {e}; nothing was changed, the cluster runs as it was")
+        })?;
+        let effects = self.core.reload_with(Instant::now(), batch, surge, fresh)?;
+        self.carry_out(effects);
+        // Heartbeats and --max-rss may have been turned on, off or changed.
+        self.arm_liveness();
+        Ok(())
     }
 
     fn order(&self, worker: WorkerId, order: Order) {
@@ -399,12 +427,13 @@ impl Cluster {
             }
             Event::Reload {
                 batch,
+                surge,
                 progress,
                 reply,
             } => {
                 // Registered first: the reload's first events come with the command itself.
                 self.reload_progress.push(progress);
-                let result = self.command(Command::Reload { batch });
+                let result = self.reload(batch, surge);
                 if result.is_err() {
                     self.reload_progress.pop();
                 }
@@ -413,7 +442,7 @@ impl Cluster {
             Event::LivenessTick => self.liveness_tick(),
             Event::Hangup => {
                 tracing::info!("SIGHUP received; reloading one slot at a time");
-                if let Err(e) = self.command(Command::Reload { batch: 1 }) {
+                if let Err(e) = self.reload(1, None) {
                     tracing::warn!("SIGHUP: not reloading: {e}");
                 }
             }

@@ -38,6 +38,8 @@ pub async fn tick(period: Duration, events: UnboundedSender<Event>) {
 /// What the checks remember between ticks.
 #[derive(Default)]
 pub struct Liveness {
+    /// The tick task and its period, while a check is on.
+    ticking: Option<(Duration, tokio::task::AbortHandle)>,
     /// Samples in a row over `--max-rss`, per worker.
     over_rss: HashMap<WorkerId, u32>,
     /// When each worker was first seen ready: heartbeats are counted from then on.
@@ -45,6 +47,22 @@ pub struct Liveness {
 }
 
 impl Cluster {
+    /// Starts, changes or stops the tick to match the settings (at start, after a reload).
+    pub(super) fn arm_liveness(&mut self) {
+        let s = self.core.settings();
+        let want = period(s.heartbeat_timeout, s.max_rss);
+        if self.liveness.ticking.as_ref().map(|t| t.0) == want {
+            return;
+        }
+        if let Some((_, task)) = self.liveness.ticking.take() {
+            task.abort();
+        }
+        if let Some(p) = want {
+            let task = tokio::task::spawn_local(tick(p, self.events.clone()));
+            self.liveness.ticking = Some((p, task.abort_handle()));
+        }
+    }
+
     /// One round of checks.
     pub(super) fn liveness_tick(&mut self) {
         let now = Instant::now();

@@ -178,7 +178,9 @@ impl Master {
     }
 
     /// Rolling reload: every worker replaced by one of a new generation, `batch` slots at a
-    /// time (a new worker first; the old one stopped once the new one is ready). Returns
+    /// time (a new worker first; the old one stopped once the new one is ready), at most
+    /// [`Settings::surge`] workers beyond one per slot alive; with
+    /// [`MasterBuilder::reread_on_reload`], with the settings it returns. Returns
     /// what happened, slot by slot, once every slot is on the new generation; `Err` with the
     /// reason when it was refused or aborted (a new worker failed: the slots not reached keep
     /// their old workers).
@@ -188,6 +190,7 @@ impl Master {
         self.events
             .send(Event::Reload {
                 batch,
+                surge: None,
                 progress,
                 reply,
             })

@@ -50,6 +50,12 @@ impl RestartTracker {
         }
     }
 
+    /// New limits (a reload re-read them); the history stays.
+    pub fn set_limits(&mut self, limit: u32, window: Duration) {
+        self.limit = limit;
+        self.window = window;
+    }
+
     /// Decides, at `now`, about a worker that ran for `uptime` and exited cleanly or not.
     pub fn on_exit(
         &mut self,

@@ -45,7 +45,44 @@ pub fn start_with_app(apps: usize, flags: &[&str], app_args: &[&str]) -> CtlClus
     c
 }
 
+/// `clutch start --control-socket DIR/ctl.sock --config DIR/clutch.json FLAGS` with
+/// `config` in the file and no APP_CMD (the file names the app), waited for until ready.
+pub fn start_with_config(config: &Value, flags: &[&str]) -> CtlCluster {
+    let dir = tempfile::tempdir().unwrap();
+    let socket = dir.path().join("ctl.sock");
+    let path = dir.path().join("clutch.json");
+    std::fs::write(&path, config.to_string()).unwrap();
+    let (sock, file) = (socket.to_str().unwrap(), path.to_str().unwrap());
+    let mut args = vec!["--control-socket", sock, "--config", file];
+    args.extend_from_slice(flags);
+    let clutch = Clutch::spawn(clutch_start(&args));
+    let c = CtlCluster {
+        clutch,
+        socket,
+        dir,
+    };
+    c.wait_for(
+        |l| l["cluster"]["state"] == "ready",
+        "the cluster to be ready",
+    );
+    c
+}
+
 impl CtlCluster {
+    /// Replaces the config file [`start_with_config`] wrote.
+    pub fn write_config(&self, config: &Value) {
+        let path = self.dir.path().join("clutch.json");
+        std::fs::write(path, config.to_string()).unwrap();
+    }
+
+    /// The pids of the app workers in `list`, by slot.
+    pub fn app_pids(list: &Value) -> Vec<u64> {
+        apps(list)
+            .iter()
+            .filter_map(|w| w["pid"].as_u64())
+            .collect()
+    }
+
     /// `clutch ctl --socket SOCKET ARGS`.
     pub fn ctl_cmd(&self, args: &[&str]) -> Command {
         let mut cmd = Command::new(clutch_bin());

@@ -63,7 +63,10 @@ fn recycling_waits_while_a_reload_runs() {
     let mut h = aged(2, Duration::from_secs(100));
     h.start_ready();
     let w2 = h.current(2);
-    h.command(Command::Reload { batch: 1 });
+    h.command(Command::Reload {
+        batch: 1,
+        surge: None,
+    });
     let fx = h.input(Input::Timer(Timer::MaxAge(w2)));
     assert!(spawns(&fx).is_empty());
     assert_eq!(max_age_timers(&fx).len(), 1, "looked at again later");

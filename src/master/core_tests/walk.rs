@@ -480,6 +480,7 @@ impl Walk {
                     2 => Command::Start { slot },
                     3 => Command::Reload {
                         batch: 1 + self.rng.below(2),
+                        surge: [None, Some(1), Some(2)][self.rng.below(3)],
                     },
                     _ => Command::Scale {
                         workers: 1 + self.rng.below(4),
