@@ -6,6 +6,7 @@
 
 pub mod actions;
 pub mod codec;
+mod header_scan;
 pub mod message;
 pub mod role;
 
