@@ -668,14 +668,18 @@ fn worker_pids(master: u32) -> Vec<u32> {
             .and_then(|(_, r)| r.split_whitespace().nth(1))
             .and_then(|p| p.parse::<u32>().ok());
         let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
-        if ppid == Some(master) && cmdline.split(|b| *b == 0).any(|a| a == b"demo-worker") {
+        let mut args = cmdline.split(|b| *b == 0);
+        // Not the guard, a clutch process whose arguments name the program too.
+        let node = args.next().is_some_and(|a| a.ends_with(b"node"));
+        let worker = |a: &[u8]| a == b"demo-worker" || (node && a.ends_with(b".js"));
+        if ppid == Some(master) && args.any(worker) {
             out.push(pid);
         }
     }
     assert_eq!(
         out.len(),
         WORKERS,
-        "expected {WORKERS} demo workers under master {master}, found {out:?}"
+        "expected {WORKERS} app workers under master {master}, found {out:?}"
     );
     out
 }

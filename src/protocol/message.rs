@@ -216,7 +216,7 @@ impl<'a> Header<'a> {
     /// scanner for the usual lines, serde_json for the rest and for every error.
     pub fn parse(text: &'a str) -> Result<Header<'a>, serde_json::Error> {
         match super::header_scan::scan(text) {
-            Some(h) => Ok(h),
+            Some(fields) => Ok(fields.header()),
             None => Header::parse_with_serde(text),
         }
     }
