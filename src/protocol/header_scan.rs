@@ -602,10 +602,17 @@ mod tests {
 
     #[test]
     fn the_scanner_never_disagrees_with_serde_json() {
-        let mut rng = Rng(0x00c1_07c4_5eed_0011, false);
+        // CLUTCH_DIFF_CASES and CLUTCH_DIFF_SEED run it longer or elsewhere, as a fuzzer.
+        let env = |name: &str, default: u64| {
+            std::env::var(name)
+                .ok()
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(default)
+        };
+        let mut rng = Rng(env("CLUTCH_DIFF_SEED", 0x00c1_07c4_5eed_0011).max(1), false);
         let (mut answered, mut rejected_by_serde, mut not_utf8) = (0, 0, 0);
-        const CASES: usize = 200_000;
-        for case in 0..CASES {
+        let cases = env("CLUTCH_DIFF_CASES", 200_000) as usize;
+        for case in 0..cases {
             let bytes = line(&mut rng);
             // The messenger checks UTF-8 before any JSON: invalid bytes never get here.
             let Ok(text) = std::str::from_utf8(&bytes) else {
