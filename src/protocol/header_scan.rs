@@ -635,11 +635,11 @@ mod tests {
         }
         // The corpus must exercise both sides.
         assert!(
-            answered > CASES / 10,
+            answered > cases / 10,
             "only {answered} lines answered by the scanner"
         );
         assert!(
-            rejected_by_serde > CASES / 10,
+            rejected_by_serde > cases / 10,
             "only {rejected_by_serde} lines rejected"
         );
         assert!(not_utf8 > 0);
