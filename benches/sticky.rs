@@ -19,6 +19,12 @@
 //! fresh cluster each time); the totals pool both. `STICKY_BENCH_CLIENTS=N` changes the
 //! number of client threads.
 //!
+//! 3. Node workers (when `node` is on PATH): the sticky master in Node's handle dialect
+//!    (`NODE_HANDLE`, one in flight, `NODE_HANDLE_ACK`), with
+//!    fixtures/node_sticky_worker.js (a worker written as for egg-cluster's sticky mode),
+//!    twice more. `STICKY_BENCH_ONLY=node` runs only these; `STICKY_BENCH_ONLY=rust` skips
+//!    them.
+//!
 //! Caveat: on a small machine the load generator, the workers and the master share the
 //! cores, so the figures are those of the whole box, not of clutch alone. CPU times come
 //! in clock ticks (usually 10 ms); the tick count is printed beside each per-connection
@@ -59,13 +65,15 @@ const STOPPED: u8 = 2;
 enum Mode {
     Direct,
     Sticky,
+    /// `--sticky` with Node workers: the master speaks Node's handle dialect.
+    StickyNode,
 }
 
 impl Mode {
     fn flag(self) -> &'static str {
         match self {
             Mode::Direct => "--reuseport",
-            Mode::Sticky => "--sticky",
+            Mode::Sticky | Mode::StickyNode => "--sticky",
         }
     }
 
@@ -73,6 +81,7 @@ impl Mode {
         match self {
             Mode::Direct => "direct (reuseport)",
             Mode::Sticky => "sticky",
+            Mode::StickyNode => "sticky, Node workers",
         }
     }
 }
@@ -96,13 +105,38 @@ fn main() {
         "note: the load generator runs on the same cores as the master and the workers; it \
          competes with them for CPU, so rates are those of the whole box"
     );
+    let only = std::env::var("STICKY_BENCH_ONLY").ok();
+    let node = only.as_deref() != Some("rust") && have_node();
+    let mut order: Vec<Mode> = if only.as_deref() == Some("node") {
+        Vec::new()
+    } else {
+        ORDER.to_vec()
+    };
+    if node {
+        order.extend([Mode::StickyNode, Mode::StickyNode]);
+    }
     let mut direct = Vec::new();
     let mut sticky = Vec::new();
-    for (round, mode) in ORDER.into_iter().enumerate() {
+    let mut sticky_node = Vec::new();
+    for (round, mode) in order.into_iter().enumerate() {
         let f = run(round + 1, mode, clients);
         match mode {
             Mode::Direct => direct.push(f),
             Mode::Sticky => sticky.push(f),
+            Mode::StickyNode => sticky_node.push(f),
+        }
+    }
+    if !sticky_node.is_empty() {
+        let n = Figures::total(&sticky_node);
+        println!(
+            "total, sticky with Node workers: {:.0} conn/s; master CPU per handed-off \
+             connection {:.2} us (target < 15 us)",
+            n.rate(),
+            n.master_us()
+        );
+        if only.as_deref() == Some("node") {
+            println!("failed requests: {}", n.errors);
+            return;
         }
     }
     let (direct, sticky) = (Figures::total(&direct), Figures::total(&sticky));
@@ -118,7 +152,7 @@ fn main() {
         sticky.master_us(),
         direct.master_us()
     );
-    let errors = direct.errors + sticky.errors;
+    let errors = direct.errors + sticky.errors + Figures::total(&sticky_node).errors;
     println!("failed requests: {errors}");
 }
 
@@ -348,11 +382,27 @@ fn request(port: u16, src: Ipv4Addr, buf: &mut [u8]) -> Result<u32, String> {
     if !text.starts_with("HTTP/1.1 200 ") {
         return Err(format!("unexpected response: {text:?}"));
     }
-    Ok(text
+    // The demo worker says `hello from app worker N `; the Node fixture answers `{"id":N,...`.
+    let id = text
         .split_once("hello from app worker ")
-        .and_then(|(_, r)| r.split(' ').next())
-        .and_then(|id| id.parse().ok())
-        .unwrap_or(0))
+        .or_else(|| text.split_once("{\"id\":"))
+        .and_then(|(_, r)| r.split([' ', ',']).next())
+        .and_then(|id| id.parse().ok());
+    Ok(id.unwrap_or(0))
+}
+
+/// Whether `node` runs here (the Node rounds are skipped otherwise, and say so).
+fn have_node() -> bool {
+    let ok = Command::new("node")
+        .arg("--version")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if !ok {
+        println!("node is not on PATH: the rounds with Node workers are skipped");
+    }
+    ok
 }
 
 fn content_length(head: &[u8]) -> Result<usize, String> {
@@ -411,16 +461,23 @@ impl Cluster {
                 Ok(())
             })
         };
+        cmd.args([
+            "start",
+            "--no-control",
+            mode.flag(),
+            "-w",
+            &WORKERS.to_string(),
+            "--no-agent",
+        ])
+        .args(["-p", "0", "--host", "127.0.0.1"]);
+        if let Mode::StickyNode = mode {
+            let script = concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/fixtures/node_sticky_worker.js"
+            );
+            cmd.args(["--", "node", script]);
+        }
         let mut child = cmd
-            .args([
-                "start",
-                "--no-control",
-                mode.flag(),
-                "-w",
-                &WORKERS.to_string(),
-                "--no-agent",
-            ])
-            .args(["-p", "0", "--host", "127.0.0.1"])
             .env("RUST_LOG", "info")
             .env("NO_COLOR", "1")
             .env_remove("CLUTCH_CHANNEL_FD")
@@ -611,14 +668,18 @@ fn worker_pids(master: u32) -> Vec<u32> {
             .and_then(|(_, r)| r.split_whitespace().nth(1))
             .and_then(|p| p.parse::<u32>().ok());
         let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
-        if ppid == Some(master) && cmdline.split(|b| *b == 0).any(|a| a == b"demo-worker") {
+        let mut args = cmdline.split(|b| *b == 0);
+        // Not the guard, a clutch process whose arguments name the program too.
+        let node = args.next().is_some_and(|a| a.ends_with(b"node"));
+        let worker = |a: &[u8]| a == b"demo-worker" || (node && a.ends_with(b".js"));
+        if ppid == Some(master) && args.any(worker) {
             out.push(pid);
         }
     }
     assert_eq!(
         out.len(),
         WORKERS,
-        "expected {WORKERS} demo workers under master {master}, found {out:?}"
+        "expected {WORKERS} app workers under master {master}, found {out:?}"
     );
     out
 }

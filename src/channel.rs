@@ -306,7 +306,11 @@ impl Outbox {
             }
         }
         q.release_memory();
-        self.wake_writer.notify_one();
+        // Usually nothing was held behind the handle (one connection per ack): then the
+        // writer has nothing new and is left asleep.
+        if q.queued() > 0 {
+            self.wake_writer.notify_one();
+        }
     }
 
     /// Sends `line` with `fd` again, ahead of what is held (a Node NACK).
@@ -511,14 +515,33 @@ pub async fn read_some(
 ) -> io::Result<usize> {
     loop {
         stream.readable().await?;
+        let mut drained = None;
         match stream.try_io(Interest::READABLE, || {
-            fdpass::recv_with_fds(stream.as_raw_fd(), lines.spare(), fds)
+            let spare = lines.spare();
+            let room = spare.len();
+            let had_fds = fds.len();
+            let n = fdpass::recv_with_fds(stream.as_raw_fd(), spare, fds)?;
+            // A Unix stream read returns every byte queued, up to the buffer's size, unless
+            // it stops at a message that carried fds. So a short read without fds left the
+            // socket empty: answering WouldBlock makes tokio forget the readiness now, where
+            // the next read would otherwise spend a recvmsg to learn it (EAGAIN). tokio's
+            // own TcpStream reads do the same.
+            if n > 0 && n < room && fds.len() == had_fds {
+                drained = Some(n);
+                return Err(io::ErrorKind::WouldBlock.into());
+            }
+            Ok(n)
         }) {
             Ok(n) => {
                 lines.filled(n);
                 return Ok(n);
             }
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                if let Some(n) = drained {
+                    lines.filled(n);
+                    return Ok(n);
+                }
+            }
             Err(e) => return Err(e),
         }
     }

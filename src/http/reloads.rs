@@ -66,6 +66,7 @@ mod tests {
         r.observe(&ReloadEvent::Started {
             generation: 2,
             slots: 1,
+            changes: Vec::new(),
         });
         r.observe(&ReloadEvent::Completed {
             generation: 2,
@@ -74,6 +75,7 @@ mod tests {
         r.observe(&ReloadEvent::Started {
             generation: 3,
             slots: 1,
+            changes: Vec::new(),
         });
         r.observe(&ReloadEvent::Aborted {
             generation: 3,

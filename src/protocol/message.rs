@@ -159,7 +159,7 @@ impl Message {
 ///
 /// The fields borrow from the line, so nothing is allocated; a field written with escapes
 /// cannot be borrowed, and [`Header::parse`] then falls back to owned copies.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, PartialEq)]
 pub struct Header<'a> {
     /// Present on Node's internal messages (`NODE_HANDLE`, `NODE_HANDLE_ACK`, ...).
     pub cmd: Option<Cow<'a, str>>,
@@ -212,8 +212,17 @@ struct Owned {
 }
 
 impl<'a> Header<'a> {
-    /// Reads the routing fields of one JSON object, validating the whole of it.
+    /// Reads the routing fields of one JSON object, validating the whole of it: a one-pass
+    /// scanner for the usual lines, serde_json for the rest and for every error.
     pub fn parse(text: &'a str) -> Result<Header<'a>, serde_json::Error> {
+        match super::header_scan::scan(text) {
+            Some(fields) => Ok(fields.header()),
+            None => Header::parse_with_serde(text),
+        }
+    }
+
+    /// [`parse`](Self::parse) by serde_json alone: the reference the scanner is held to.
+    pub(crate) fn parse_with_serde(text: &'a str) -> Result<Header<'a>, serde_json::Error> {
         match serde_json::from_str::<Borrowed<'a>>(text) {
             Ok(b) => Ok(Header {
                 cmd: b.cmd.map(Cow::Borrowed),

@@ -3,7 +3,8 @@
 //!
 //! With `--proxy-protocol` the master reads the header itself and then hands the socket to an
 //! app worker, so it must take exactly the header's bytes off the socket and leave everything
-//! after it for the worker. [`parse`] is a pure function over the bytes seen so far;
+//! after it for the worker. [`parse`] is a pure function over the bytes seen so far (the
+//! grammar is the `ppp` crate's);
 //! [`HeaderRead`] takes a header off a socket exactly, waiting on readiness (no polling)
 //! while it arrives in pieces.
 //!
@@ -12,8 +13,9 @@
 //!   but the load balancer can reach, or clients can claim any address.
 //! - v2 TLVs (ALPN, SNI, TLS details, CRC32C) are skipped unread, so a CRC32C TLV is not checked.
 
+use ppp::PartialResult;
 use std::io;
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
@@ -41,10 +43,10 @@ pub enum ProxyError {
     NotProxy,
     /// A v1 (text) header that breaks the grammar; the text says where.
     #[error("malformed PROXY protocol v1 header: {0}")]
-    BadV1(&'static str),
+    BadV1(String),
     /// A v2 (binary) header that breaks the format; the text says where.
     #[error("malformed PROXY protocol v2 header: {0}")]
-    BadV2(&'static str),
+    BadV2(String),
     /// A v2 header announcing more than [`MAX_HEADER`] bytes.
     #[error("PROXY protocol header longer than {MAX_HEADER} bytes")]
     TooLong,
@@ -62,20 +64,17 @@ pub enum ProxyError {
 /// Largest header accepted (v1 is at most 107 bytes; v2 with TLVs is bounded by this).
 pub const MAX_HEADER: usize = 4096;
 
-const V1_PREFIX: &[u8] = b"PROXY";
 /// Longest v1 line the spec allows, CRLF included (`PROXY UNKNOWN` with two full IPv6
 /// addresses and ports).
 const V1_MAX: usize = 107;
-const V1_PROTOCOLS: [&[u8]; 3] = [b"TCP4", b"TCP6", b"UNKNOWN"];
-
-const V2_SIGNATURE: &[u8; 12] = b"\r\n\r\n\0\r\nQUIT\n";
-/// Signature, version/command, family/transport and the 16-bit length.
+/// The 16 fixed bytes of a v2 header: signature, version/command, family/transport, length.
 const V2_FIXED: usize = 16;
-const V2_LOCAL: u8 = 0x0;
-const V2_PROXY: u8 = 0x1;
-const V2_TRANSPORT_UNSPEC: u8 = 0x0;
 
 /// Ok(None): the bytes so far are a valid prefix but incomplete; Ok(Some(h)): a full header.
+///
+/// The grammar is the `ppp` crate's. Around it, what a stream reader needs and ppp leaves to
+/// its caller: a bound on the length, an answer as soon as a wrong sender shows, and the
+/// spec's strictness where ppp is lenient.
 pub fn parse(buf: &[u8]) -> Result<Option<ProxyHeader>, ProxyError> {
     // The first byte already tells the versions apart ('P' against CR), which lets anything
     // else be turned away before a whole header's worth of bytes has arrived.
@@ -202,236 +201,120 @@ fn io_error(err: io::Error) -> ProxyError {
 }
 
 fn parse_v1(buf: &[u8]) -> Result<Option<ProxyHeader>, ProxyError> {
-    let known = buf.len().min(V1_PREFIX.len());
-    if buf[..known] != V1_PREFIX[..known] {
-        return Err(ProxyError::NotProxy);
-    }
-    let Some(cr) = find_v1_line_end(buf)? else {
-        check_v1_partial(&buf[known..])?;
-        return Ok(None);
+    use ppp::v1::{Addresses, BinaryParseError, Header, ParseError};
+    let header = match Header::try_from(buf) {
+        Ok(header) => header,
+        Err(e) if e.is_incomplete() => {
+            // ppp waits for a CR however long the line; the spec bounds it.
+            return if buf.len() >= V1_MAX {
+                Err(ProxyError::BadV1(format!(
+                    "no CRLF within the first {V1_MAX} bytes"
+                )))
+            } else {
+                Ok(None)
+            };
+        }
+        // ppp reads the four address fields once the last one has begun, so a line cut
+        // just after the space before the destination port shows that port empty.
+        Err(BinaryParseError::Parse(ParseError::InvalidDestinationPort(_)))
+            if buf.ends_with(b" ") && !buf.contains(&b'\r') =>
+        {
+            return Ok(None);
+        }
+        Err(BinaryParseError::Parse(ParseError::InvalidPrefix)) => {
+            return Err(ProxyError::NotProxy);
+        }
+        Err(e) => return Err(ProxyError::BadV1(e.to_string())),
     };
-    // find_v1_line_end only lets printable ASCII through, so this cannot fail.
-    let line = std::str::from_utf8(&buf[V1_PREFIX.len()..cr])
-        .map_err(|_| ProxyError::BadV1("the line is not US-ASCII"))?;
-    let addresses = parse_v1_fields(line)?;
+    let len = header.header.len();
+    let addresses = match header.addresses {
+        Addresses::Unknown => None,
+        Addresses::Tcp4(a) => Some((
+            SocketAddr::new(IpAddr::V4(a.source_address), a.source_port),
+            SocketAddr::new(IpAddr::V4(a.destination_address), a.destination_port),
+        )),
+        Addresses::Tcp6(a) => Some((
+            SocketAddr::new(IpAddr::V6(a.source_address), a.source_port),
+            SocketAddr::new(IpAddr::V6(a.destination_address), a.destination_port),
+        )),
+    };
+    // The ports go through u16::from_str, which also takes a leading '+'; the spec's ports
+    // and addresses are digits, hex digits, dots and colons only.
+    let strict = header
+        .addresses_str()
+        .bytes()
+        .all(|b| b.is_ascii_hexdigit() || b == b'.' || b == b':' || b == b' ');
+    if addresses.is_some() && !strict {
+        return Err(ProxyError::BadV1(
+            "addresses and ports must be plain hex digits, dots and colons".into(),
+        ));
+    }
+    Ok(Some(ProxyHeader { len, addresses }))
+}
+
+fn parse_v2(buf: &[u8]) -> Result<Option<ProxyHeader>, ProxyError> {
+    use ppp::v2::{Addresses, Command, Header, ParseError, Protocol};
+    if buf.len() < V2_FIXED {
+        return v2_prefix(buf);
+    }
+    let header = match Header::try_from(buf) {
+        Ok(header) => header,
+        Err(ParseError::Partial(_, length)) if V2_FIXED + length > MAX_HEADER => {
+            return Err(ProxyError::TooLong);
+        }
+        Err(ParseError::Incomplete(_) | ParseError::Partial(..)) => return Ok(None),
+        Err(ParseError::Prefix) => return Err(ProxyError::NotProxy),
+        Err(e) => return Err(ProxyError::BadV2(e.to_string())),
+    };
+    // LOCAL headers come from the balancer's own health checks, and with an UNSPEC transport
+    // the spec says to ignore the address block: the connection's own addresses stand.
+    let proxied = header.command == Command::Proxy && header.protocol != Protocol::Unspecified;
+    let addresses = match header.addresses {
+        Addresses::IPv4(a) if proxied => Some((
+            SocketAddr::new(IpAddr::V4(a.source_address), a.source_port),
+            SocketAddr::new(IpAddr::V4(a.destination_address), a.destination_port),
+        )),
+        Addresses::IPv6(a) if proxied => Some((
+            SocketAddr::new(IpAddr::V6(a.source_address), a.source_port),
+            SocketAddr::new(IpAddr::V6(a.destination_address), a.destination_port),
+        )),
+        _ => None,
+    };
+    // The length covers the addresses and any TLVs after them; the TLVs are left unread.
     Ok(Some(ProxyHeader {
-        len: cr + 2,
+        len: header.header.len(),
         addresses,
     }))
 }
 
-/// The index of the CR of the terminating CRLF, None while it may still arrive.
-fn find_v1_line_end(buf: &[u8]) -> Result<Option<usize>, ProxyError> {
-    let window = &buf[..buf.len().min(V1_MAX)];
-    for (i, &byte) in window.iter().enumerate().skip(V1_PREFIX.len()) {
-        match byte {
-            b'\r' => {
-                return match window.get(i + 1) {
-                    Some(b'\n') => Ok(Some(i)),
-                    Some(_) => Err(ProxyError::BadV1("CR not followed by LF")),
-                    // A LF at index 107 would make the line 108 bytes long.
-                    None if i + 1 >= V1_MAX => {
-                        Err(ProxyError::BadV1("no CRLF within the first 107 bytes"))
-                    }
-                    None => Ok(None),
-                };
-            }
-            b'\n' => return Err(ProxyError::BadV1("LF without CR")),
-            b' '..=b'~' => {}
-            _ => return Err(ProxyError::BadV1("byte that is not printable US-ASCII")),
-        }
-    }
-    if buf.len() >= V1_MAX {
-        Err(ProxyError::BadV1("no CRLF within the first 107 bytes"))
-    } else {
-        Ok(None)
-    }
-}
-
-/// Rejects an unfinished line as soon as its start cannot lead to a valid header, so a wrong
-/// sender is told at once instead of after the timeout.
-fn check_v1_partial(after_prefix: &[u8]) -> Result<(), ProxyError> {
-    let Some((&first, rest)) = after_prefix.split_first() else {
-        return Ok(());
-    };
-    if first != b' ' {
-        return Err(ProxyError::BadV1("expected a single space after PROXY"));
-    }
-    let well_formed = match rest.iter().position(|&b| b == b' ' || b == b'\r') {
-        Some(end) => V1_PROTOCOLS.contains(&&rest[..end]),
-        None => V1_PROTOCOLS.iter().any(|p| p.starts_with(rest)),
-    };
-    if well_formed {
-        Ok(())
-    } else {
-        Err(ProxyError::BadV1("protocol must be TCP4, TCP6 or UNKNOWN"))
-    }
-}
-
-/// Parses the line between `PROXY` and the CRLF.
-fn parse_v1_fields(line: &str) -> Result<Option<(SocketAddr, SocketAddr)>, ProxyError> {
-    let Some(rest) = line.strip_prefix(' ') else {
-        return Err(ProxyError::BadV1("expected a single space after PROXY"));
-    };
-    // The spec tells receivers to ignore whatever follows UNKNOWN on the line.
-    if rest == "UNKNOWN" || rest.starts_with("UNKNOWN ") {
-        return Ok(None);
-    }
-    // Splitting on single spaces makes a doubled space an empty field, which then fails to
-    // parse: the grammar says exactly one space.
-    let mut fields = rest.split(' ');
-    let mut field = || fields.next().ok_or(ProxyError::BadV1("missing fields"));
-    let (protocol, src, dst, src_port, dst_port) =
-        (field()?, field()?, field()?, field()?, field()?);
-    if fields.next().is_some() {
-        return Err(ProxyError::BadV1("extra fields after the destination port"));
-    }
-    const BAD_V4: &str = "TCP4 needs two IPv4 addresses in dotted decimal without leading zeros";
-    const BAD_V6: &str = "TCP6 needs two IPv6 addresses";
-    let (src, dst) = match protocol {
-        "TCP4" => (
-            IpAddr::V4(parse_v1_ip(src, BAD_V4)?),
-            IpAddr::V4(parse_v1_ip(dst, BAD_V4)?),
-        ),
-        "TCP6" => (
-            IpAddr::V6(parse_v1_ip(src, BAD_V6)?),
-            IpAddr::V6(parse_v1_ip(dst, BAD_V6)?),
-        ),
-        _ => return Err(ProxyError::BadV1("protocol must be TCP4, TCP6 or UNKNOWN")),
-    };
-    Ok(Some((
-        SocketAddr::new(src, parse_v1_port(src_port)?),
-        SocketAddr::new(dst, parse_v1_port(dst_port)?),
-    )))
-}
-
-/// std's parsers are as strict as the spec asks: no leading zeros in IPv4 octets, no zone ids
-/// or brackets in IPv6, and neither family accepted for the other.
-fn parse_v1_ip<T: std::str::FromStr>(text: &str, what: &'static str) -> Result<T, ProxyError> {
-    text.parse().map_err(|_| ProxyError::BadV1(what))
-}
-
-fn parse_v1_port(text: &str) -> Result<u16, ProxyError> {
-    const BAD: ProxyError =
-        ProxyError::BadV1("port must be a decimal 0-65535 without leading zeros");
-    // u16::from_str alone would also take a leading '+' and leading zeros.
-    let digits_only = !text.is_empty() && text.bytes().all(|b| b.is_ascii_digit());
-    if !digits_only || (text.len() > 1 && text.starts_with('0')) {
-        return Err(BAD);
-    }
-    text.parse().map_err(|_| BAD)
-}
-
-fn parse_v2(buf: &[u8]) -> Result<Option<ProxyHeader>, ProxyError> {
-    let known = buf.len().min(V2_SIGNATURE.len());
-    if buf[..known] != V2_SIGNATURE[..known] {
-        return Err(ProxyError::NotProxy);
-    }
-    // Each fixed byte is checked as soon as it is there, to fail fast on a wrong sender.
-    let Some(&version_command) = buf.get(12) else {
-        return Ok(None);
-    };
-    if version_command >> 4 != 2 {
-        return Err(ProxyError::BadV2("version must be 2"));
-    }
-    let command = version_command & 0x0f;
-    if command != V2_LOCAL && command != V2_PROXY {
-        return Err(ProxyError::BadV2("command must be LOCAL (0) or PROXY (1)"));
-    }
-    let Some(&family_transport) = buf.get(13) else {
-        return Ok(None);
-    };
-    // LOCAL headers come from the balancer's own health checks; the spec says to ignore
-    // their family byte, so only PROXY headers have it checked.
-    let address_len = if command == V2_PROXY {
-        v2_address_len(family_transport)?
-    } else {
-        0
-    };
-    let (Some(&high), Some(&low)) = (buf.get(14), buf.get(15)) else {
-        return Ok(None);
-    };
-    let len = V2_FIXED + usize::from(u16::from_be_bytes([high, low]));
-    if len > MAX_HEADER {
-        return Err(ProxyError::TooLong);
-    }
-    if buf.len() < len {
-        return Ok(None);
-    }
-    // The length covers the addresses and any TLVs after them; the TLVs are left unread.
-    let block = &buf[V2_FIXED..len];
-    if block.len() < address_len {
-        return Err(ProxyError::BadV2(
-            "address block shorter than its address family needs",
-        ));
-    }
-    let addresses = if command == V2_PROXY {
-        v2_addresses(family_transport, block)
-    } else {
-        None
-    };
-    Ok(Some(ProxyHeader { len, addresses }))
-}
-
-/// The address block length the family needs, rejecting the values the spec says receivers
-/// must reject.
-fn v2_address_len(family_transport: u8) -> Result<usize, ProxyError> {
-    if family_transport & 0x0f > 2 {
-        return Err(ProxyError::BadV2(
-            "transport must be UNSPEC (0), STREAM (1) or DGRAM (2)",
-        ));
-    }
-    match family_transport >> 4 {
-        0x0 => Ok(0),
-        0x1 => Ok(2 * 4 + 2 * 2),
-        0x2 => Ok(2 * 16 + 2 * 2),
-        0x3 => Ok(2 * 108),
-        _ => Err(ProxyError::BadV2(
-            "address family must be UNSPEC (0), INET (1), INET6 (2) or UNIX (3)",
-        )),
-    }
-}
-
-/// Reads INET/INET6 addresses from a block already checked to be long enough.
-fn v2_addresses(family_transport: u8, block: &[u8]) -> Option<(SocketAddr, SocketAddr)> {
-    // With an UNSPEC transport the spec says to ignore the address information.
-    if family_transport & 0x0f == V2_TRANSPORT_UNSPEC {
-        return None;
-    }
-    let port = |at: usize| u16::from_be_bytes([block[at], block[at + 1]]);
-    match family_transport >> 4 {
-        0x1 => {
-            let ip =
-                |at: usize| Ipv4Addr::new(block[at], block[at + 1], block[at + 2], block[at + 3]);
-            Some((
-                SocketAddr::new(IpAddr::V4(ip(0)), port(8)),
-                SocketAddr::new(IpAddr::V4(ip(4)), port(10)),
-            ))
-        }
-        0x2 => {
-            let ip = |at: usize| {
-                let mut octets = [0u8; 16];
-                octets.copy_from_slice(&block[at..at + 16]);
-                Ipv6Addr::from(octets)
-            };
-            Some((
-                SocketAddr::new(IpAddr::V6(ip(0)), port(32)),
-                SocketAddr::new(IpAddr::V6(ip(16)), port(34)),
-            ))
-        }
-        _ => None,
+/// ppp looks at the version, command and family bytes only once all 16 fixed bytes are in.
+/// To turn a wrong sender away as soon as they arrive, it is asked about the bytes so far
+/// completed with valid ones (a LOCAL v2 header announcing an address block long enough
+/// for any family): an error then is the sender's.
+fn v2_prefix(buf: &[u8]) -> Result<Option<ProxyHeader>, ProxyError> {
+    use ppp::v2::{Header, PROTOCOL_PREFIX, ParseError};
+    let mut probe = [0u8; V2_FIXED];
+    probe[..PROTOCOL_PREFIX.len()].copy_from_slice(PROTOCOL_PREFIX);
+    probe[12] = 0x20;
+    probe[14..16].copy_from_slice(&(2u16 * 108).to_be_bytes());
+    probe[..buf.len()].copy_from_slice(buf);
+    match Header::try_from(&probe[..]) {
+        Ok(_) | Err(ParseError::Incomplete(_) | ParseError::Partial(..)) => Ok(None),
+        Err(ParseError::Prefix) => Err(ProxyError::NotProxy),
+        Err(e) => Err(ProxyError::BadV2(e.to_string())),
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::net::{Ipv4Addr, Ipv6Addr};
     use std::time::Instant;
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     use tokio::net::TcpListener;
 
     fn v2(version_command: u8, family_transport: u8, block: &[u8]) -> Vec<u8> {
-        let mut header = V2_SIGNATURE.to_vec();
+        let mut header = ppp::v2::PROTOCOL_PREFIX.to_vec();
         header.push(version_command);
         header.push(family_transport);
         header.extend_from_slice(&(block.len() as u16).to_be_bytes());
@@ -640,6 +523,133 @@ mod tests {
                 );
             }
             assert!(parse(&header).unwrap().is_some());
+        }
+    }
+
+    /// A small seeded xorshift, so generated cases are the same on every run.
+    struct Rng(u64);
+    impl Rng {
+        fn next(&mut self) -> u64 {
+            self.0 ^= self.0 << 13;
+            self.0 ^= self.0 >> 7;
+            self.0 ^= self.0 << 17;
+            self.0
+        }
+        fn below(&mut self, n: usize) -> usize {
+            (self.next() % n as u64) as usize
+        }
+    }
+
+    /// A valid header of a random kind, and the addresses it must yield.
+    fn random_header(rng: &mut Rng) -> (Vec<u8>, Option<(SocketAddr, SocketAddr)>) {
+        let v4 = |rng: &mut Rng| Ipv4Addr::from(rng.next() as u32);
+        let v6 =
+            |rng: &mut Rng| Ipv6Addr::from(u128::from(rng.next()) << 64 | u128::from(rng.next()));
+        let port = |rng: &mut Rng| rng.next() as u16;
+        match rng.below(5) {
+            0 => {
+                let (s, d) = (
+                    SocketAddr::new(v4(rng).into(), port(rng)),
+                    SocketAddr::new(v4(rng).into(), port(rng)),
+                );
+                let line = format!(
+                    "PROXY TCP4 {} {} {} {}\r\n",
+                    s.ip(),
+                    d.ip(),
+                    s.port(),
+                    d.port()
+                );
+                (line.into_bytes(), Some((s, d)))
+            }
+            1 => {
+                let (s, d) = (
+                    SocketAddr::new(v6(rng).into(), port(rng)),
+                    SocketAddr::new(v6(rng).into(), port(rng)),
+                );
+                let line = format!(
+                    "PROXY TCP6 {} {} {} {}\r\n",
+                    s.ip(),
+                    d.ip(),
+                    s.port(),
+                    d.port()
+                );
+                (line.into_bytes(), Some((s, d)))
+            }
+            2 => (b"PROXY UNKNOWN\r\n".to_vec(), None),
+            kind => {
+                let inet6 = kind == 4;
+                let (s, d) = if inet6 {
+                    (
+                        SocketAddr::new(v6(rng).into(), port(rng)),
+                        SocketAddr::new(v6(rng).into(), port(rng)),
+                    )
+                } else {
+                    (
+                        SocketAddr::new(v4(rng).into(), port(rng)),
+                        SocketAddr::new(v4(rng).into(), port(rng)),
+                    )
+                };
+                let mut block = Vec::new();
+                for ip in [s.ip(), d.ip()] {
+                    match ip {
+                        IpAddr::V4(ip) => block.extend_from_slice(&ip.octets()),
+                        IpAddr::V6(ip) => block.extend_from_slice(&ip.octets()),
+                    }
+                }
+                block.extend_from_slice(&s.port().to_be_bytes());
+                block.extend_from_slice(&d.port().to_be_bytes());
+                for _ in 0..rng.below(4) {
+                    let value_len = rng.below(40);
+                    block.push([0x01, 0x02, 0x04, 0x05, 0x20][rng.below(5)]);
+                    block.extend_from_slice(&(value_len as u16).to_be_bytes());
+                    block.extend((0..value_len).map(|_| rng.next() as u8));
+                }
+                let family = if inet6 { 0x21 } else { 0x11 };
+                (v2(0x21, family, &block), Some((s, d)))
+            }
+        }
+    }
+
+    #[test]
+    fn generated_headers_are_found_exactly_from_every_prefix() {
+        let mut rng = Rng(0x5eed_1234_abcd_0001);
+        for case in 0..3_000 {
+            let (header, addresses) = random_header(&mut rng);
+            let mut stream = header.clone();
+            stream.extend((0..rng.below(64)).map(|_| rng.next() as u8));
+            for end in 0..header.len() {
+                assert_eq!(
+                    parse(&stream[..end]),
+                    Ok(None),
+                    "case {case}: prefix {end} of {header:?}"
+                );
+            }
+            let found = parse(&stream).unwrap().unwrap();
+            assert_eq!(found.len, header.len(), "case {case}: {header:?}");
+            assert_eq!(found.addresses, addresses, "case {case}: {header:?}");
+        }
+    }
+
+    #[test]
+    fn random_bytes_never_claim_more_than_they_hold() {
+        let mut rng = Rng(0x0bad_f00d_0000_0007);
+        for _ in 0..100_000 {
+            // Start like a header often, so the parsers get past the first byte.
+            let mut buf = match rng.below(3) {
+                0 => b"PROXY ".to_vec(),
+                1 => ppp::v2::PROTOCOL_PREFIX.to_vec(),
+                _ => Vec::new(),
+            };
+            buf.extend((0..rng.below(120)).map(|_| match rng.below(4) {
+                0 => {
+                    let alphabet = b" 0123456789.:\r\nTCPUNKOW";
+                    alphabet[rng.below(alphabet.len())]
+                }
+                _ => rng.next() as u8,
+            }));
+            if let Ok(Some(h)) = parse(&buf) {
+                assert!(h.len <= buf.len() && h.len <= MAX_HEADER, "{buf:?}: {h:?}");
+            }
         }
     }
 
