@@ -52,7 +52,13 @@
 //!   exits by reason.
 //! - **Rolling reload and recycling** are core transitions too (`master/reload.rs`,
 //!   `master/recycle.rs`): the generation goes up and slots are replaced a batch at a time,
-//!   a new worker first; a failing new worker aborts the reload. [`master::liveness`] (the
+//!   a new worker first; a failing new worker aborts the reload. A reload may bring new
+//!   settings: the CLI re-reads `--config` under its flags
+//!   (`MasterBuilder::reread_on_reload`), [`config::diff`] compares them with the running
+//!   ones, and the core takes them for the new generation, or refuses the reload with
+//!   nothing changed when only a restart of the master can apply one (port, name, listener
+//!   mode, control socket). `--surge` bounds the workers alive during a reload, old ones
+//!   still stopping included; an aborted reload puts the settings from before it back. [`master::liveness`] (the
 //!   shell side) turns missing heartbeats and `--max-rss` into recycle inputs.
 //! - **The control plane** ([`control`]): a private Unix socket, `SO_PEERCRED` and roles
 //!   checked per command, served on the master's thread; each request is one
@@ -83,14 +89,16 @@
 
 //! ## Message flow
 //! bytes on a channel → [`protocol::codec::LineBuffer`] cuts lines →
-//! [`master::messenger::Messenger::route`] reads only the routing fields, stamps `from` with
-//! the channel's endpoint → each destination's [`channel::Outbox`] → its writer task. The
+//! [`master::messenger::Messenger::route`] reads only the routing fields (a one-pass
+//! validating scanner, `protocol::header_scan`; any line it is not sure of goes to
+//! serde_json, whose answer stands, so it never accepts what serde_json rejects), stamps
+//! `from` with the channel's endpoint → each destination's [`channel::Outbox`] → its writer task. The
 //! lifecycle loop only hears of what concerns it (readiness, messages to the master,
 //! channels closing, exits). Nothing reaches back up.
 //!
 //! ## Connection flow (sticky mode)
 //! a connection arrives on the listener → [`sticky::listener::accept_loop`] accepts it
-//! non-blocking (reading a PROXY header first with `--proxy-protocol`) →
+//! non-blocking (reading a PROXY header first with `--proxy-protocol`, parsed by the `ppp` crate and taken off the socket to its last byte and no further) →
 //! [`sticky::handoff::Handoff`] picks the slot ([`sticky::affinity`], a rendezvous hash of
 //! client IP and slot id) → the slot's outbox carries the fd (`SCM_RIGHTS`) on a
 //! `clutch:connection` line, or Node's `NODE_HANDLE` → the worker acknowledges it and the

@@ -280,7 +280,12 @@ pub fn diff(old: &Settings, new: &Settings) -> Vec<Change> {
         opt(new.pid_file.as_ref().map(|p| p.display().to_string())),
         Restart,
     );
-    push("http", opt(old.http.clone()), opt(new.http.clone()), Restart);
+    push(
+        "http",
+        opt(old.http.clone()),
+        opt(new.http.clone()),
+        Restart,
+    );
     // `/readyz` reads it from the core's settings at each request.
     push(
         "ready-minimum",
