@@ -98,7 +98,8 @@
 //!
 //! ## Connection flow (sticky mode)
 //! a connection arrives on the listener → [`sticky::listener::accept_loop`] accepts it
-//! non-blocking (reading a PROXY header first with `--proxy-protocol`, parsed by the `ppp` crate and taken off the socket to its last byte and no further) →
+//! non-blocking (reading a PROXY header first with `--proxy-protocol`, parsed by the `ppp`
+//! crate and taken off the socket to its last byte and no further) →
 //! [`sticky::handoff::Handoff`] picks the slot ([`sticky::affinity`], a rendezvous hash of
 //! client IP and slot id) → the slot's outbox carries the fd (`SCM_RIGHTS`) on a
 //! `clutch:connection` line, or Node's `NODE_HANDLE` → the worker acknowledges it and the
