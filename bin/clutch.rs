@@ -138,6 +138,7 @@ fn run(settings: clutch::Settings) -> ExitCode {
     match MasterBuilder::from_settings(settings)
         .parent_from_env()
         .handle_signals()
+        .main_process()
         .run()
     {
         Ok(()) => ExitCode::SUCCESS,

@@ -178,6 +178,11 @@ overrides! {
         /// viewer, operator, admin). The master's own user and root are always admin.
         #[arg(long, value_name = "FILE")]
         pub control_users: Option<PathBuf>,
+        /// Become a child subreaper (PR_SET_CHILD_SUBREAPER): a worker's orphaned
+        /// grandchildren are re-parented to the master, which reaps them (as it does
+        /// anyway when it runs as PID 1, in a container).
+        #[arg(long, num_args = 0, default_missing_value = "true")]
+        pub subreaper: Option<bool>,
         /// Extra environment variables for every worker (config file only: an object of
         /// strings); a worker's own CLUTCH_* variables are not overridden.
         #[arg(skip)]
@@ -273,6 +278,7 @@ impl Overrides {
             s.control = ControlSocket::Off;
         }
         set(&mut s.control_users, self.control_users.clone().map(Some));
+        set(&mut s.subreaper, self.subreaper);
         if let Some(env) = &self.env {
             s.env
                 .extend(env.iter().map(|(k, v)| (k.clone(), v.clone())));

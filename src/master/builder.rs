@@ -41,6 +41,7 @@ pub struct MasterBuilder {
     settings: Settings,
     parent: ParentKind,
     handle_signals: bool,
+    main_process: bool,
 }
 
 impl MasterBuilder {
@@ -50,6 +51,7 @@ impl MasterBuilder {
             settings,
             parent: ParentKind::Handle,
             handle_signals: false,
+            main_process: false,
         }
     }
 
@@ -207,6 +209,16 @@ impl MasterBuilder {
         self
     }
 
+    /// The master is its process's main job, as `clutch start` is: it tells a service
+    /// manager how the cluster stands when started with `NOTIFY_SOCKET`
+    /// ([`super::systemd`]), serves the listening socket one passed it in `LISTEN_FDS`
+    /// instead of binding `--port` ([`crate::listen`]), and as PID 1 reaps orphans
+    /// ([`super::orphans`]), as `subreaper` does.
+    pub fn main_process(mut self) -> Self {
+        self.main_process = true;
+        self
+    }
+
     /// Listen for `clutch ctl` on a Unix socket at `path` (0600; the master's user and
     /// root are admin, others need [`Settings::control_users`]).
     pub fn control_socket(mut self, path: impl Into<PathBuf>) -> Self {
@@ -261,7 +273,7 @@ impl MasterBuilder {
     /// Everything that can fail before a worker starts, done on the caller's thread: an
     /// error here is returned by `start` itself, where the run loop could not report it.
     fn prepare(self) -> Result<Prepared, Error> {
-        let settings = self.settings;
+        let mut settings = self.settings;
         if settings.app.is_none() {
             return Err(crate::config::ConfigError::Value {
                 key: "app".into(),
@@ -270,7 +282,16 @@ impl MasterBuilder {
             .into());
         }
         settings.validate()?;
-        let port = crate::listen::bind(&settings)?;
+        let passed = match self.main_process {
+            true => crate::listen::take_passed()?,
+            false => None,
+        };
+        let port = crate::listen::bind_or_adopt(&mut settings, passed)?;
+        let reap_orphans = settings.subreaper || (self.main_process && std::process::id() == 1);
+        if settings.subreaper {
+            crate::sys::process::set_child_subreaper()
+                .map_err(|e| Error::io("cannot become a child subreaper (--subreaper)", e))?;
+        }
         let pid_file = settings
             .pid_file
             .as_deref()
@@ -282,6 +303,11 @@ impl MasterBuilder {
             ParentKind::Handle => None,
         };
         Ok(Prepared {
+            notifier: match self.main_process {
+                true => super::systemd::Notifier::from_env(),
+                false => super::systemd::Notifier::off(),
+            },
+            reap_orphans,
             settings,
             port,
             parent_fd,
@@ -295,6 +321,8 @@ impl MasterBuilder {
 /// A cluster checked and holding its port, pid file and parent channel: what the master's
 /// thread is given to run.
 struct Prepared {
+    notifier: super::systemd::Notifier,
+    reap_orphans: bool,
     settings: Settings,
     port: PortPlan,
     parent_fd: Option<OwnedFd>,
@@ -312,6 +340,8 @@ impl Prepared {
         published: Published,
     ) -> Result<(), Error> {
         let Prepared {
+            notifier,
+            reap_orphans,
             settings,
             port,
             parent_fd,
@@ -382,6 +412,8 @@ impl Prepared {
                 port,
                 handle_signals,
                 control,
+                notifier,
+                reap_orphans,
             };
             let result = lifecycle::run(plan, core, messenger, events, inbox, published).await;
             if let Some(outbox) = parent_outbox {

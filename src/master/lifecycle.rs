@@ -76,6 +76,8 @@ pub enum Event {
     Request(Vec<u8>, oneshot::Sender<Message>),
     /// The handle asks for every worker's monitor sample.
     Stats(oneshot::Sender<Vec<crate::master::monitor::WorkerStats>>),
+    /// Time to tell systemd's watchdog that the loop is alive ([`super::systemd`]).
+    Watchdog,
 }
 
 /// What the loop was given to run.
@@ -87,6 +89,10 @@ pub struct Plan {
     pub handle_signals: bool,
     /// The control socket, bound, to serve.
     pub control: Option<crate::control::server::Control>,
+    /// What to tell a service manager (silent unless it gave `NOTIFY_SOCKET`).
+    pub notifier: crate::master::systemd::Notifier,
+    /// Reap orphans re-parented to the master (PID 1, or `--subreaper`).
+    pub reap_orphans: bool,
 }
 
 /// Where the loop publishes its state for the handle.
@@ -160,6 +166,12 @@ pub async fn run(
         settings.monitor_interval,
     ));
     let guard = Rc::new(RefCell::new(guard));
+    if plan.reap_orphans {
+        spawn_local(crate::master::orphans::reap(Rc::downgrade(&guard)));
+    }
+    if let Some(every) = plan.notifier.watchdog_every() {
+        spawn_local(crate::master::systemd::watchdog_ticks(every, events.clone()));
+    }
     // A guard that dies is replaced at once: protection never lapses silently.
     let supervised = Rc::downgrade(&guard);
     spawn_local(async move {
@@ -233,6 +245,7 @@ impl Cluster {
 
     fn apply(&mut self, effect: Effect) {
         self.control_effect(&effect);
+        self.plan.notifier.effect(&effect, &self.core);
         match effect {
             Effect::Spawn {
                 worker,
@@ -405,6 +418,7 @@ impl Cluster {
             Event::Kill => self.input(Input::Kill),
             Event::Subscribe { worker } => self.messenger.subscribe(worker, &self.core),
             Event::Request(line, reply) => self.messenger.request_from_handle(&line, reply),
+            Event::Watchdog => self.plan.notifier.watchdog(),
             Event::Stats(reply) => {
                 let _ = reply.send(crate::master::monitor::stats(
                     &self.core,
