@@ -80,6 +80,19 @@ pub struct Passed {
     addr: SocketAddr,
 }
 
+impl Passed {
+    /// The address it listens on.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// The socket itself (close-on-exec, in the blocking mode the service manager left it
+    /// in), for a listen mode that serves it its own way.
+    pub fn into_socket(self) -> Socket {
+        self.socket
+    }
+}
+
 /// The fd passed sockets start at (`SD_LISTEN_FDS_START`).
 const FIRST_PASSED_FD: i32 = 3;
 
@@ -95,7 +108,8 @@ pub fn socket_passed() -> bool {
 }
 
 /// Takes the socket a service manager passed to this process, if it did: exactly one
-/// listening TCP socket, at fd 3. Every passed fd is made close-on-exec (`sd-notify` does
+/// listening TCP socket, at fd 3. Every listen mode gets its activated listener here, once
+/// per process (a second call returns `None`). Every passed fd is made close-on-exec (`sd-notify` does
 /// it), so no worker inherits the master's. An error names what was passed and what to
 /// change.
 pub fn take_passed() -> Result<Option<Passed>, Error> {
@@ -144,7 +158,8 @@ pub fn take_passed() -> Result<Option<Passed>, Error> {
 
 /// Serves `passed` as `settings` ask, and records its port and address in them.
 fn adopt(settings: &mut Settings, passed: Passed) -> Result<PortPlan, Error> {
-    let Passed { socket, addr } = passed;
+    let addr = passed.addr();
+    let socket = passed.into_socket();
     let port = addr.port();
     if let Some(asked) = settings.port
         && asked != 0

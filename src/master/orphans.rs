@@ -12,6 +12,20 @@
 //! the master's one thread: a worker is watched by the guard in the same step as its
 //! spawn and forgotten in the same step as its reap, and a sweep has no await inside, so
 //! it never sees a worker the guard does not know yet, nor one already reaped.
+//!
+//! Why not `waitid(P_ALL, WEXITED | WNOHANG | WNOWAIT)` to peek at the next zombie and reap
+//! it only when it is not ours: it shows one zombie, always the same until someone reaps
+//! it. A worker that has exited but whose owner has not reaped it yet (the owner kills its
+//! group first) would hide every orphan behind it, and an owner that never reaps (a bug)
+//! would stop orphan reaping for good. Listing the children shows them all.
+//!
+//! # Caveats
+//! - The children are listed from `/proc`, which must be of the master's pid namespace
+//!   (containers mount one; `unshare --pid` needs `--mount-proc`). Otherwise a warning says
+//!   so and orphans stay zombies.
+//! - Not for a master embedded in a program that forks children of its own: the sweep
+//!   would reap them too (hence `Settings::subreaper` is off by default, and PID 1 is only
+//!   assumed for the CLI's master).
 
 use crate::sys::guard::Guard;
 use crate::sys::process::{Exit, child_pids, reap_if_exited};
@@ -23,6 +37,9 @@ use std::time::Duration;
 /// A sweep this often besides the one on each SIGCHLD: the kernel's list of children can
 /// miss one that came or went while it was read.
 const SWEEP_EVERY: Duration = Duration::from_secs(10);
+
+/// A failure to list the children was logged as a warning already.
+static WARNED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
 
 /// Reaps orphans on each SIGCHLD until the guard (and so the cluster) is gone.
 pub async fn reap(guard: Weak<RefCell<Guard>>) {
@@ -66,7 +83,9 @@ fn sweep_now(guard: &Weak<RefCell<Guard>>) -> bool {
     let children = match child_pids() {
         Ok(c) => c,
         Err(e) => {
-            tracing::debug!("cannot list the master's children: {e}");
+            if !WARNED.swap(true, std::sync::atomic::Ordering::Relaxed) {
+                tracing::warn!("cannot list the master's children to reap orphans: {e}");
+            }
             return true;
         }
     };

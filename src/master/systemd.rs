@@ -101,7 +101,7 @@ impl Notifier {
             }
             Effect::Reload(ReloadEvent::Started { slots, .. }) => {
                 self.reloading = true;
-                let status = format!("reloading: 0 of {slots} slots");
+                let status = format!("reloading slot 1/{slots}");
                 // systemd orders a reload's end after its start by this clock.
                 match NotifyState::monotonic_usec_now() {
                     Ok(now) => self.send(&[
@@ -113,8 +113,9 @@ impl Notifier {
                 }
                 self.status = status;
             }
-            Effect::Reload(ReloadEvent::Slot { index, total, .. }) => {
-                self.set_status(format!("reloading: {index} of {total} slots"));
+            // The `index`-th slot is done: the next one is reloading.
+            Effect::Reload(ReloadEvent::Slot { index, total, .. }) if index < total => {
+                self.set_status(format!("reloading slot {}/{total}", index + 1));
             }
             Effect::Reload(ReloadEvent::Completed { .. } | ReloadEvent::Aborted { .. }) => {
                 self.reloading = false;
@@ -124,7 +125,10 @@ impl Notifier {
                     }
                     _ => ready_status(core),
                 };
-                if !self.stopping {
+                // A reload aborted because the cluster stops: STOPPING=1 follows at once,
+                // and READY=1 in between would tell systemd the opposite.
+                let stopping = matches!(core.phase(), ClusterPhase::Stopping { .. });
+                if !self.stopping && !stopping {
                     self.send(&[NotifyState::Ready, NotifyState::Status(&status)]);
                     self.status = status;
                 }

@@ -145,6 +145,18 @@ pub fn set_child_subreaper() -> io::Result<()> {
 /// off), scans every `/proc/PID/stat` for this process as the parent. Either may miss a
 /// child that comes or goes while it is read: callers look again on the next SIGCHLD.
 pub fn child_pids() -> io::Result<Vec<u32>> {
+    // /proc shows the pids of the namespace it was mounted in: a master in a new pid
+    // namespace with the host's /proc (`unshare --pid` without `--mount-proc`) would read
+    // pids it cannot wait for.
+    let me = std::fs::read_link("/proc/self")?;
+    if me.to_str() != Some(std::process::id().to_string().as_str()) {
+        return Err(io::Error::other(format!(
+            "/proc is not of this process's pid namespace (/proc/self is {}, the pid is {}): \
+             mount a /proc of its own (unshare --mount-proc; containers do)",
+            me.display(),
+            std::process::id()
+        )));
+    }
     match children_from_tasks() {
         Err(e) if e.kind() == io::ErrorKind::NotFound => children_from_stat(std::process::id()),
         other => other,
