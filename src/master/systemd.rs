@@ -138,7 +138,11 @@ impl Notifier {
                 self.send(&[NotifyState::Stopping, NotifyState::Status("stopping")]);
                 self.status = "stopping".into();
             }
-            Effect::Publish if !self.reloading && !self.stopping => {
+            Effect::Publish
+                if !self.reloading
+                    && !self.stopping
+                    && !matches!(core.phase(), ClusterPhase::Stopping { .. }) =>
+            {
                 self.set_status(ready_status(core));
             }
             _ => {}
