@@ -102,8 +102,12 @@ static TAKEN: AtomicBool = AtomicBool::new(false);
 /// Whether a service manager passed sockets to this very process (`LISTEN_PID` is its
 /// pid and `LISTEN_FDS` at least 1). Only reads the environment.
 pub fn socket_passed() -> bool {
-    let pid = std::env::var("LISTEN_PID").ok().and_then(|p| p.parse::<u32>().ok());
-    let fds = std::env::var("LISTEN_FDS").ok().and_then(|n| n.parse::<u32>().ok());
+    let pid = std::env::var("LISTEN_PID")
+        .ok()
+        .and_then(|p| p.parse::<u32>().ok());
+    let fds = std::env::var("LISTEN_FDS")
+        .ok()
+        .and_then(|n| n.parse::<u32>().ok());
     pid == Some(std::process::id()) && fds.is_some_and(|n| n > 0) && !TAKEN.load(Ordering::Relaxed)
 }
 
@@ -124,7 +128,11 @@ pub fn take_passed() -> Result<Option<Passed>, Error> {
         .into()
     };
     let fds: Vec<(i32, String)> = sd_notify::listen_fds_with_names()
-        .map_err(|e| bad(format!("cannot read the sockets the service manager passed: {e}")))?
+        .map_err(|e| {
+            bad(format!(
+                "cannot read the sockets the service manager passed: {e}"
+            ))
+        })?
         .collect();
     if fds.len() != 1 {
         let names: Vec<&str> = fds.iter().map(|(_, n)| n.as_str()).collect();

@@ -37,12 +37,18 @@ fn the_service_says_what_the_readme_promises() {
         .parse()
         .unwrap();
     let stop_s: u64 = value(&service, "TimeoutStopSec").parse().unwrap();
-    assert!(stop_s * 1000 > 2 * kill_ms, "TimeoutStopSec={stop_s} --kill-timeout {kill_ms}");
+    assert!(
+        stop_s * 1000 > 2 * kill_ms,
+        "TimeoutStopSec={stop_s} --kill-timeout {kill_ms}"
+    );
 }
 
 #[test]
 fn examples_systemd_units_pass_systemd_analyze_verify() {
-    let Ok(version) = std::process::Command::new("systemd-analyze").arg("--version").output() else {
+    let Ok(version) = std::process::Command::new("systemd-analyze")
+        .arg("--version")
+        .output()
+    else {
         eprintln!("skipped: no systemd-analyze here (Debian's `systemd` package has it)");
         return;
     };

@@ -79,7 +79,10 @@ fn orphans_are_reaped_and_a_crash_is_a_crash(
     std::fs::write(dir.join("go"), b"").unwrap();
     let orphan = orphan[0];
     assert!(
-        wait_until(DEADLINE, || !std::path::Path::new(&format!("/proc/{orphan}")).exists()),
+        wait_until(DEADLINE, || !std::path::Path::new(&format!(
+            "/proc/{orphan}"
+        ))
+        .exists()),
         "the orphan {orphan} was not reaped (state: {:?}); stderr:\n{}",
         std::fs::read_to_string(format!("/proc/{orphan}/stat")),
         c.stderr.text()
@@ -87,7 +90,9 @@ fn orphans_are_reaped_and_a_crash_is_a_crash(
 
     // The worker's crash is seen as its own: exit code 3, and a new worker in the slot.
     kill(worker[0], libc::SIGUSR1);
-    let crashed = c.stderr.wait_for_line(DEADLINE, |l| l.contains("exited with exit code 3"));
+    let crashed = c
+        .stderr
+        .wait_for_line(DEADLINE, |l| l.contains("exited with exit code 3"));
     assert!(crashed.is_some(), "stderr:\n{}", c.stderr.text());
     assert!(
         c.stderr
@@ -126,9 +131,19 @@ fn orphans_are_reaped_and_a_crash_is_a_crash(
 
 fn args(dir: &std::path::Path) -> Vec<String> {
     let script = worker_script(dir);
-    ["-w", "1", "--no-agent", "--ready", "spawn", "--", "sh", "-c", &script]
-        .map(String::from)
-        .to_vec()
+    [
+        "-w",
+        "1",
+        "--no-agent",
+        "--ready",
+        "spawn",
+        "--",
+        "sh",
+        "-c",
+        &script,
+    ]
+    .map(String::from)
+    .to_vec()
 }
 
 #[test]
@@ -140,12 +155,19 @@ fn as_pid_1_in_a_new_pid_namespace() {
     }
     let dir = tempfile::tempdir().unwrap();
     let mut cmd = std::process::Command::new("unshare");
-    cmd.args(["--pid", "--fork", "--mount-proc", clutch_bin(), "start", "--no-control"])
-        .args(args(dir.path()))
-        .env("RUST_LOG", "info")
-        .env("NO_COLOR", "1")
-        .env_remove("CLUTCH_CHANNEL_FD")
-        .env_remove("NODE_CHANNEL_FD");
+    cmd.args([
+        "--pid",
+        "--fork",
+        "--mount-proc",
+        clutch_bin(),
+        "start",
+        "--no-control",
+    ])
+    .args(args(dir.path()))
+    .env("RUST_LOG", "info")
+    .env("NO_COLOR", "1")
+    .env_remove("CLUTCH_CHANNEL_FD")
+    .env_remove("NODE_CHANNEL_FD");
     // unshare forks clutch into the new namespace, where it is PID 1.
     let master_of = |unshare: u32| children_of(unshare).first().copied();
     orphans_are_reaped_and_a_crash_is_a_crash(cmd, master_of, dir.path());

@@ -10,7 +10,16 @@ use common::*;
 fn systemd_a_reload_cut_short_by_a_stop_says_stopping_not_ready() {
     let notify = NotifySocket::bind();
     // Each new worker takes 2 s to be ready: the reload is still running at SIGTERM.
-    let args = ["-w", "2", "--no-agent", "--ready", "delay:2000", "--", "sleep", "600"];
+    let args = [
+        "-w",
+        "2",
+        "--no-agent",
+        "--ready",
+        "delay:2000",
+        "--",
+        "sleep",
+        "600",
+    ];
     let mut cmd = clutch_start(&args);
     cmd.env("NOTIFY_SOCKET", &notify.path);
     let mut c = Clutch::spawn(cmd);
@@ -22,8 +31,13 @@ fn systemd_a_reload_cut_short_by_a_stop_says_stopping_not_ready() {
 
     c.signal(libc::SIGHUP);
     let reloading = notify.wait_for_line(ready + 1, "RELOADING=1");
-    let reloading = reloading
-        .unwrap_or_else(|| panic!("no RELOADING=1: {:?}\n{}", notify.messages(), c.stderr.text()));
+    let reloading = reloading.unwrap_or_else(|| {
+        panic!(
+            "no RELOADING=1: {:?}\n{}",
+            notify.messages(),
+            c.stderr.text()
+        )
+    });
     c.signal(libc::SIGTERM);
     let stopping = notify.wait_for_line(reloading + 1, "STOPPING=1");
     let status = c.finish(DEADLINE);

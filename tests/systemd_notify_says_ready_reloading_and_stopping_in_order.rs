@@ -18,19 +18,22 @@ fn systemd_notify_says_ready_reloading_and_stopping_in_order() {
     let stderr = || c.stderr.text();
 
     let ready = notify.wait_for_line(0, "READY=1");
-    let ready = ready.unwrap_or_else(|| panic!("no READY=1: {:?}\n{}", notify.messages(), stderr()));
+    let ready =
+        ready.unwrap_or_else(|| panic!("no READY=1: {:?}\n{}", notify.messages(), stderr()));
     let m = &notify.messages()[ready];
     assert!(has_line(m, "STATUS=2/2 app workers ready"), "{m:?}");
     assert!(
-        notify.messages()[..ready].iter().all(|m| !has_line(m, "READY=1")),
+        notify.messages()[..ready]
+            .iter()
+            .all(|m| !has_line(m, "READY=1")),
         "{:?}",
         notify.messages()
     );
 
     c.signal(libc::SIGHUP);
     let reloading = notify.wait_for_line(ready + 1, "RELOADING=1");
-    let reloading =
-        reloading.unwrap_or_else(|| panic!("no RELOADING=1: {:?}\n{}", notify.messages(), stderr()));
+    let reloading = reloading
+        .unwrap_or_else(|| panic!("no RELOADING=1: {:?}\n{}", notify.messages(), stderr()));
     let m = &notify.messages()[reloading];
     assert!(has_line(m, "MONOTONIC_USEC="), "{m:?}");
     let usec: u64 = m
@@ -41,8 +44,13 @@ fn systemd_notify_says_ready_reloading_and_stopping_in_order() {
         .unwrap();
     assert!(usec > 0, "{m:?}");
     let reloaded = notify.wait_for_line(reloading + 1, "READY=1");
-    let reloaded = reloaded
-        .unwrap_or_else(|| panic!("no READY=1 after the reload: {:?}\n{}", notify.messages(), stderr()));
+    let reloaded = reloaded.unwrap_or_else(|| {
+        panic!(
+            "no READY=1 after the reload: {:?}\n{}",
+            notify.messages(),
+            stderr()
+        )
+    });
 
     c.signal(libc::SIGTERM);
     let stopping = notify.wait_for_line(reloaded + 1, "STOPPING=1");

@@ -27,7 +27,17 @@ fn systemd_variables_meant_for_the_master_do_not_reach_workers() {
         shown.join(" "),
         out = out.display()
     );
-    let mut cmd = clutch_start(&["-w", "1", "--no-agent", "--ready", "spawn", "--", "sh", "-c", &script]);
+    let mut cmd = clutch_start(&[
+        "-w",
+        "1",
+        "--no-agent",
+        "--ready",
+        "spawn",
+        "--",
+        "sh",
+        "-c",
+        &script,
+    ]);
     cmd.env("NOTIFY_SOCKET", &notify.path)
         .env("WATCHDOG_USEC", "60000000")
         // Not this clutch (pid 1 is init): the master must not take fd 3 either.

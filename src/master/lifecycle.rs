@@ -167,10 +167,22 @@ pub async fn run(
     ));
     let guard = Rc::new(RefCell::new(guard));
     if plan.reap_orphans {
+        tracing::info!(
+            "reaping orphaned processes re-parented to the master (pid {}{})",
+            std::process::id(),
+            if std::process::id() == 1 {
+                ", PID 1"
+            } else {
+                ", --subreaper"
+            }
+        );
         spawn_local(crate::master::orphans::reap(Rc::downgrade(&guard)));
     }
     if let Some(every) = plan.notifier.watchdog_every() {
-        spawn_local(crate::master::systemd::watchdog_ticks(every, events.clone()));
+        spawn_local(crate::master::systemd::watchdog_ticks(
+            every,
+            events.clone(),
+        ));
     }
     // A guard that dies is replaced at once: protection never lapses silently.
     let supervised = Rc::downgrade(&guard);

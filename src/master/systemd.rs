@@ -104,11 +104,9 @@ impl Notifier {
                 let status = format!("reloading slot 1/{slots}");
                 // systemd orders a reload's end after its start by this clock.
                 match NotifyState::monotonic_usec_now() {
-                    Ok(now) => self.send(&[
-                        NotifyState::Reloading,
-                        now,
-                        NotifyState::Status(&status),
-                    ]),
+                    Ok(now) => {
+                        self.send(&[NotifyState::Reloading, now, NotifyState::Status(&status)])
+                    }
                     Err(_) => self.send(&[NotifyState::Reloading, NotifyState::Status(&status)]),
                 }
                 self.status = status;

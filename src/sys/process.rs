@@ -172,7 +172,10 @@ fn children_from_tasks() -> io::Result<Vec<u32>> {
             Err(e) if e.raw_os_error() == Some(libc::ESRCH) => continue,
             Err(e) => return Err(e),
         };
-        pids.extend(text.split_whitespace().filter_map(|p| p.parse::<u32>().ok()));
+        pids.extend(
+            text.split_whitespace()
+                .filter_map(|p| p.parse::<u32>().ok()),
+        );
     }
     Ok(pids)
 }
@@ -181,7 +184,11 @@ fn children_from_tasks() -> io::Result<Vec<u32>> {
 fn children_from_stat(parent: u32) -> io::Result<Vec<u32>> {
     let mut pids = Vec::new();
     for entry in std::fs::read_dir("/proc")?.flatten() {
-        let Some(pid) = entry.file_name().to_str().and_then(|n| n.parse::<u32>().ok()) else {
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|n| n.parse::<u32>().ok())
+        else {
             continue;
         };
         // Gone since listed, or not ours to read: not a child that matters.
@@ -228,6 +235,8 @@ mod tests {
 
     /// A child that exits at once with code 5, not reaped yet: (its pid, the handle that
     /// must not reap it).
+    // The tests reap it by pid, through the function under test.
+    #[allow(clippy::zombie_processes)]
     fn exited_child() -> (u32, std::process::Child) {
         let child = std::process::Command::new("sh")
             .args(["-c", "exit 5"])
@@ -237,7 +246,13 @@ mod tests {
         let end = Instant::now() + Duration::from_secs(10);
         loop {
             let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
-            if stat.rsplit_once(')').unwrap().1.trim_start().starts_with('Z') {
+            if stat
+                .rsplit_once(')')
+                .unwrap()
+                .1
+                .trim_start()
+                .starts_with('Z')
+            {
                 return (pid, child);
             }
             assert!(Instant::now() < end, "pid {pid} never exited");
@@ -249,7 +264,11 @@ mod tests {
     fn both_ways_of_listing_children_find_a_zombie_child_and_it_is_reaped_once() {
         let (pid, child) = exited_child();
         assert!(children_from_tasks().unwrap().contains(&pid));
-        assert!(children_from_stat(std::process::id()).unwrap().contains(&pid));
+        assert!(
+            children_from_stat(std::process::id())
+                .unwrap()
+                .contains(&pid)
+        );
         assert!(child_pids().unwrap().contains(&pid));
         let exit = reap_if_exited(pid).unwrap();
         assert_eq!(exit.map(|e| e.code), Some(Some(5)));
