@@ -167,15 +167,11 @@ pub async fn run(
     ));
     let guard = Rc::new(RefCell::new(guard));
     if plan.reap_orphans {
-        tracing::info!(
-            "reaping orphaned processes re-parented to the master (pid {}{})",
-            std::process::id(),
-            if std::process::id() == 1 {
-                ", PID 1"
-            } else {
-                ", --subreaper"
-            }
-        );
+        let why = match std::process::id() {
+            1 => "as PID 1",
+            _ => "--subreaper",
+        };
+        tracing::info!("reaping orphaned processes re-parented to the master ({why})");
         spawn_local(crate::master::orphans::reap(Rc::downgrade(&guard)));
     }
     if let Some(every) = plan.notifier.watchdog_every() {
