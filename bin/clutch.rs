@@ -155,7 +155,12 @@ fn run(builder: MasterBuilder) -> ExitCode {
     if let Err(e) = clutch::sys::process::raise_fd_limit() {
         tracing::debug!("cannot raise the open-file limit: {e}");
     }
-    match builder.parent_from_env().handle_signals().run() {
+    match builder
+        .parent_from_env()
+        .handle_signals()
+        .main_process()
+        .run()
+    {
         Ok(()) => ExitCode::SUCCESS,
         Err(Error::Config(e)) => {
             clutch::log::line(&format!("clutch: {e}"));

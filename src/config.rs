@@ -239,6 +239,12 @@ pub struct Settings {
     /// `/readyz` answers 200 once this many app workers are ready (at most the desired
     /// number); `None`: all of them.
     pub ready_minimum: Option<usize>,
+    /// Become a child subreaper and reap the orphans re-parented to the master (see
+    /// `master::orphans`). The CLI's master does it anyway as PID 1. Not for a [`Master`]
+    /// embedded in a program that runs children of its own: it would reap them too.
+    ///
+    /// [`Master`]: crate::Master
+    pub subreaper: bool,
 }
 
 /// Where the master listens for `clutch ctl`.
@@ -288,6 +294,7 @@ impl Default for Settings {
             monitor_interval: Duration::from_secs(1),
             http: None,
             ready_minimum: None,
+            subreaper: false,
         }
     }
 }
@@ -321,7 +328,9 @@ impl Settings {
         if self.restart_window.is_zero() {
             return Err(bad("restart-window", "must be more than 0 ms"));
         }
-        if self.listen != ListenMode::Shared && self.port.is_none() {
+        // A sticky master can accept on a socket systemd passed (LISTEN_FDS) instead.
+        let passed = self.listen == ListenMode::Sticky && crate::listen::socket_passed();
+        if self.listen != ListenMode::Shared && self.port.is_none() && !passed {
             let key = if self.listen == ListenMode::Sticky {
                 "sticky"
             } else {

@@ -1,20 +1,45 @@
 //! The public port, bound by the master before any worker starts: one listening socket
 //! shared by every app worker (systemd's `LISTEN_FDS` protocol), the sticky master's own
 //! listener, or (reuseport) a bound, non-listening socket that reserves the port.
+//!
+//! Socket activation: when the CLI's master was itself given a listening TCP socket by a
+//! service manager (`LISTEN_FDS`, with `LISTEN_PID` naming this very process, as systemd
+//! and `systemd-socket-activate` pass it), that socket is the public port instead of one
+//! bound from `--port`: shared among the app workers, or accepted on by the sticky master.
+//! The port and host are read from it. Workers get their own `LISTEN_FDS` from clutch;
+//! the master's are never passed on (`master/spawn.rs` drops them).
 
 use crate::config::{ListenMode, Settings};
 use crate::error::Error;
 use socket2::{Domain, Socket, Type};
 use std::net::{IpAddr, SocketAddr};
-use std::os::fd::OwnedFd;
+use std::os::fd::{FromRawFd, OwnedFd};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 /// Backlog of the shared socket (the kernel caps it at `net.core.somaxconn`).
 const BACKLOG: i32 = 4096;
 
+/// The port as `settings` ask: the socket a service manager passed when there is one
+/// (then `settings` take its port and address), else bound from `--port`.
+pub fn bind_or_adopt(settings: &mut Settings, passed: Option<Passed>) -> Result<PortPlan, Error> {
+    match passed {
+        Some(passed) => adopt(settings, passed),
+        None => bind(settings),
+    }
+}
+
 /// Binds the port as `settings` ask.
 pub fn bind(settings: &Settings) -> Result<PortPlan, Error> {
     let Some(port) = settings.port else {
+        if settings.listen != ListenMode::Shared {
+            // Settings::validate let it through for a passed socket this master did not take.
+            return Err(crate::config::ConfigError::Value {
+                key: mode_key(settings.listen).into(),
+                message: "needs a port (--port)".into(),
+            }
+            .into());
+        }
         return Ok(PortPlan::None);
     };
     let host = &settings.host;
@@ -36,6 +61,159 @@ pub fn bind(settings: &Settings) -> Result<PortPlan, Error> {
                 _reservation: fd,
                 port,
             }
+        }
+    })
+}
+
+fn mode_key(mode: ListenMode) -> &'static str {
+    match mode {
+        ListenMode::Shared => "port",
+        ListenMode::Sticky => "sticky",
+        ListenMode::ReusePort => "reuseport",
+    }
+}
+
+/// A listening TCP socket a service manager passed to this process.
+#[derive(Debug)]
+pub struct Passed {
+    socket: Socket,
+    addr: SocketAddr,
+}
+
+impl Passed {
+    /// The address it listens on.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// The socket itself (close-on-exec, in the blocking mode the service manager left it
+    /// in), for a listen mode that serves it its own way.
+    pub fn into_socket(self) -> Socket {
+        self.socket
+    }
+}
+
+/// The fd passed sockets start at (`SD_LISTEN_FDS_START`).
+const FIRST_PASSED_FD: i32 = 3;
+
+/// Set once the passed socket is owned, so that fd 3 is never owned twice.
+static TAKEN: AtomicBool = AtomicBool::new(false);
+
+/// Whether a service manager passed sockets to this very process (`LISTEN_PID` is its
+/// pid and `LISTEN_FDS` at least 1). Only reads the environment.
+pub fn socket_passed() -> bool {
+    let pid = std::env::var("LISTEN_PID")
+        .ok()
+        .and_then(|p| p.parse::<u32>().ok());
+    let fds = std::env::var("LISTEN_FDS")
+        .ok()
+        .and_then(|n| n.parse::<u32>().ok());
+    pid == Some(std::process::id()) && fds.is_some_and(|n| n > 0) && !TAKEN.load(Ordering::Relaxed)
+}
+
+/// Takes the socket a service manager passed to this process, if it did: exactly one
+/// listening TCP socket, at fd 3. Every listen mode gets its activated listener here, once
+/// per process (a second call returns `None`). Every passed fd is made close-on-exec (`sd-notify` does
+/// it), so no worker inherits the master's. An error names what was passed and what to
+/// change.
+pub fn take_passed() -> Result<Option<Passed>, Error> {
+    if !socket_passed() {
+        return Ok(None);
+    }
+    let bad = |message: String| -> Error {
+        crate::config::ConfigError::Value {
+            key: "LISTEN_FDS".into(),
+            message,
+        }
+        .into()
+    };
+    let fds: Vec<(i32, String)> = sd_notify::listen_fds_with_names()
+        .map_err(|e| {
+            bad(format!(
+                "cannot read the sockets the service manager passed: {e}"
+            ))
+        })?
+        .collect();
+    if fds.len() != 1 {
+        let names: Vec<&str> = fds.iter().map(|(_, n)| n.as_str()).collect();
+        return Err(bad(format!(
+            "{} sockets were passed ({}); clutch serves one: give the socket unit a single \
+             ListenStream=",
+            fds.len(),
+            names.join(", ")
+        )));
+    }
+    let fd = fds[0].0;
+    debug_assert_eq!(fd, FIRST_PASSED_FD);
+    if TAKEN.swap(true, Ordering::Relaxed) {
+        return Ok(None);
+    }
+    // SAFETY: fd 3 was passed to this process to own (LISTEN_PID is ours), and TAKEN makes
+    // this the only owner.
+    let socket = Socket::from(unsafe { OwnedFd::from_raw_fd(fd) });
+    let is_tcp_listener = socket.r#type().ok() == Some(Type::STREAM)
+        && matches!(socket.domain(), Ok(d) if d == Domain::IPV4 || d == Domain::IPV6)
+        && socket.is_listener().unwrap_or(false);
+    let addr = socket.local_addr().ok().and_then(|a| a.as_socket());
+    match (is_tcp_listener, addr) {
+        (true, Some(addr)) => Ok(Some(Passed { socket, addr })),
+        _ => Err(bad(format!(
+            "the socket passed at fd {fd} is not a listening TCP socket; clutch serves TCP: \
+             use ListenStream=PORT or ListenStream=ADDRESS:PORT in the socket unit"
+        ))),
+    }
+}
+
+/// Serves `passed` as `settings` ask, and records its port and address in them.
+fn adopt(settings: &mut Settings, passed: Passed) -> Result<PortPlan, Error> {
+    let addr = passed.addr();
+    let socket = passed.into_socket();
+    let port = addr.port();
+    if let Some(asked) = settings.port
+        && asked != 0
+        && asked != port
+    {
+        tracing::warn!(
+            "--port {asked} is not used: the service manager passed a socket on {addr}, \
+             which clutch serves instead"
+        );
+    }
+    settings.port = Some(port);
+    settings.host = addr.ip().to_string();
+    let in_use = |e: std::io::Error| Error::Listen {
+        addr: addr.to_string(),
+        source: Arc::new(e),
+    };
+    Ok(match settings.listen {
+        ListenMode::Shared => {
+            // Workers inherit it as if clutch had bound it: blocking, as a program that
+            // calls accept() on an inherited socket expects (systemd passes it
+            // non-blocking, and never accepts on it while the service runs).
+            socket.set_nonblocking(false).map_err(in_use)?;
+            tracing::info!("serving the socket the service manager passed, on {addr}");
+            PortPlan::Shared {
+                fd: OwnedFd::from(socket),
+                port,
+            }
+        }
+        ListenMode::Sticky => {
+            tracing::info!("accepting on the socket the service manager passed, on {addr}");
+            PortPlan::Sticky {
+                listener: Some(std::net::TcpListener::from(socket)),
+                port,
+            }
+        }
+        ListenMode::ReusePort => {
+            return Err(crate::config::ConfigError::Value {
+                key: "reuseport".into(),
+                message: format!(
+                    "the service manager passed a listening socket on {addr} (LISTEN_FDS), \
+                     and --reuseport workers would bind the port beside it, where it takes \
+                     connections nobody accepts: serve it in shared mode (drop --reuseport) \
+                     or with --sticky"
+                ),
+            }
+            .into());
         }
     })
 }

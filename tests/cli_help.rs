@@ -35,6 +35,7 @@ fn help_explains_each_flag() {
         "--config",
         "--pid-file",
         "--name",
+        "--subreaper",
     ] {
         // Its entry: from the line that defines it to the next flag's.
         let lines: Vec<&str> = out.lines().collect();

@@ -66,6 +66,8 @@ overrides! {
         pub no_agent: Option<bool>,
         /// The public port; the master binds it once and app workers inherit the socket
         /// (LISTEN_FDS, from fd 3). 0 picks a free port. Given to workers as CLUTCH_PORT.
+        /// Started by systemd socket activation (LISTEN_FDS and LISTEN_PID naming clutch),
+        /// clutch serves the socket it was passed instead, and its port replaces this one.
         #[arg(short = 'p', long, value_name = "PORT")]
         pub port: Option<u16>,
         /// The address to bind --port on [default: 0.0.0.0].
@@ -194,6 +196,12 @@ overrides! {
         /// viewer, operator, admin). The master's own user and root are always admin.
         #[arg(long, value_name = "FILE")]
         pub control_users: Option<PathBuf>,
+        /// Become a child subreaper (PR_SET_CHILD_SUBREAPER): a worker's orphaned
+        /// grandchildren are re-parented to the master, which reaps them so that none stays
+        /// a zombie (as it does anyway when it runs as PID 1, in a container). The workers'
+        /// own exit statuses are untouched.
+        #[arg(long, num_args = 0, default_missing_value = "true")]
+        pub subreaper: Option<bool>,
         /// Extra environment variables for every worker (config file only: an object of
         /// strings); a worker's own CLUTCH_* variables are not overridden.
         #[arg(skip)]
@@ -292,6 +300,7 @@ impl Overrides {
             s.control = ControlSocket::Off;
         }
         set(&mut s.control_users, self.control_users.clone().map(Some));
+        set(&mut s.subreaper, self.subreaper);
         if let Some(env) = &self.env {
             s.env
                 .extend(env.iter().map(|(k, v)| (k.clone(), v.clone())));

@@ -42,6 +42,7 @@ pub struct MasterBuilder {
     parent: ParentKind,
     handle_signals: bool,
     reread: Option<lifecycle::Reread>,
+    main_process: bool,
 }
 
 impl MasterBuilder {
@@ -52,6 +53,7 @@ impl MasterBuilder {
             parent: ParentKind::Handle,
             handle_signals: false,
             reread: None,
+            main_process: false,
         }
     }
 
@@ -226,6 +228,13 @@ impl MasterBuilder {
         reread: impl Fn() -> Result<Settings, String> + Send + 'static,
     ) -> Self {
         self.reread = Some(Box::new(reread));
+    /// The master is its process's main job, as `clutch start` is: it tells a service
+    /// manager how the cluster stands when started with `NOTIFY_SOCKET`
+    /// ([`super::systemd`]), serves the listening socket one passed it in `LISTEN_FDS`
+    /// instead of binding `--port` ([`crate::listen`]), and as PID 1 reaps orphans
+    /// ([`super::orphans`]), as `subreaper` does.
+    pub fn main_process(mut self) -> Self {
+        self.main_process = true;
         self
     }
 
@@ -297,7 +306,7 @@ impl MasterBuilder {
     /// Everything that can fail before a worker starts, done on the caller's thread: an
     /// error here is returned by `start` itself, where the run loop could not report it.
     fn prepare(self) -> Result<Prepared, Error> {
-        let settings = self.settings;
+        let mut settings = self.settings;
         if settings.app.is_none() {
             return Err(crate::config::ConfigError::Value {
                 key: "app".into(),
@@ -306,12 +315,37 @@ impl MasterBuilder {
             .into());
         }
         settings.validate()?;
-        let port = crate::listen::bind(&settings)?;
+        let passed = match self.main_process {
+            true => crate::listen::take_passed()?,
+            false => None,
+        };
+        let adopted = passed.is_some();
+        let port = crate::listen::bind_or_adopt(&mut settings, passed)?;
+        // A passed socket set the port and host: a reload's settings keep them, or every
+        // re-read config would look like a change of port (which needs a restart).
+        let reread = match (self.reread, adopted) {
+            (Some(reread), true) => {
+                let (port, host) = (settings.port, settings.host.clone());
+                Some(Box::new(move || {
+                    reread().map(|mut fresh| {
+                        fresh.port = port;
+                        fresh.host = host.clone();
+                        fresh
+                    })
+                }) as lifecycle::Reread)
+            }
+            (reread, _) => reread,
+        };
         let http = settings
             .http
             .as_deref()
             .map(crate::http::bind)
             .transpose()?;
+        let reap_orphans = settings.subreaper || (self.main_process && std::process::id() == 1);
+        if settings.subreaper {
+            crate::sys::process::set_child_subreaper()
+                .map_err(|e| Error::io("cannot become a child subreaper (--subreaper)", e))?;
+        }
         let pid_file = settings
             .pid_file
             .as_deref()
@@ -323,10 +357,15 @@ impl MasterBuilder {
             ParentKind::Handle => None,
         };
         Ok(Prepared {
+            notifier: match self.main_process {
+                true => super::systemd::Notifier::from_env(),
+                false => super::systemd::Notifier::off(),
+            },
+            reap_orphans,
             settings,
             port,
             parent_fd,
-            reread: self.reread,
+            reread,
             handle_signals: self.handle_signals,
             pid_file,
             control,
@@ -338,6 +377,8 @@ impl MasterBuilder {
 /// A cluster checked and holding its port, pid file and parent channel: what the master's
 /// thread is given to run.
 struct Prepared {
+    notifier: super::systemd::Notifier,
+    reap_orphans: bool,
     settings: Settings,
     port: PortPlan,
     parent_fd: Option<OwnedFd>,
@@ -357,6 +398,8 @@ impl Prepared {
         published: Published,
     ) -> Result<(), Error> {
         let Prepared {
+            notifier,
+            reap_orphans,
             settings,
             port,
             parent_fd,
@@ -428,6 +471,8 @@ impl Prepared {
                 handle_signals,
                 control,
                 http,
+                notifier,
+                reap_orphans,
             };
             let result = lifecycle::run(plan, core, messenger, events, inbox, published).await;
             if let Some(outbox) = parent_outbox {

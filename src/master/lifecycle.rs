@@ -79,6 +79,8 @@ pub enum Event {
     Stats(oneshot::Sender<Vec<crate::master::monitor::WorkerStats>>),
     /// `--http` asks for the core's state (`/metrics`, `/livez`, `/readyz`).
     Http(oneshot::Sender<crate::http::View>),
+    /// Time to tell systemd's watchdog that the loop is alive ([`super::systemd`]).
+    Watchdog,
 }
 
 /// Re-reads the settings for a reload (the CLI: `--config` again under the same flags);
@@ -96,6 +98,10 @@ pub struct Plan {
     pub control: Option<crate::control::server::Control>,
     /// The `--http` socket, bound, to serve.
     pub http: Option<crate::http::Bound>,
+    /// What to tell a service manager (silent unless it gave `NOTIFY_SOCKET`).
+    pub notifier: crate::master::systemd::Notifier,
+    /// Reap orphans re-parented to the master (PID 1, or `--subreaper`).
+    pub reap_orphans: bool,
 }
 
 /// Where the loop publishes its state for the handle.
@@ -182,6 +188,20 @@ pub async fn run(
         settings.monitor_interval,
     ));
     let guard = Rc::new(RefCell::new(guard));
+    if plan.reap_orphans {
+        let why = match std::process::id() {
+            1 => "as PID 1",
+            _ => "--subreaper",
+        };
+        tracing::info!("reaping orphaned processes re-parented to the master ({why})");
+        spawn_local(crate::master::orphans::reap(Rc::downgrade(&guard)));
+    }
+    if let Some(every) = plan.notifier.watchdog_every() {
+        spawn_local(crate::master::systemd::watchdog_ticks(
+            every,
+            events.clone(),
+        ));
+    }
     // A guard that dies is replaced at once: protection never lapses silently.
     let supervised = Rc::downgrade(&guard);
     spawn_local(async move {
@@ -251,6 +271,7 @@ impl Cluster {
 
     fn apply(&mut self, effect: Effect) {
         self.control_effect(&effect);
+        self.plan.notifier.effect(&effect, &self.core);
         match effect {
             Effect::Spawn {
                 worker,
@@ -454,6 +475,7 @@ impl Cluster {
             Event::Http(reply) => {
                 let _ = reply.send(crate::http::View::of(&self.core));
             }
+            Event::Watchdog => self.plan.notifier.watchdog(),
             Event::Stats(reply) => {
                 let _ = reply.send(crate::master::monitor::stats(
                     &self.core,

@@ -43,6 +43,10 @@ const OWN_VARS: &[&str] = &[
     "LISTEN_PID",
     "LISTEN_FDNAMES",
     "NOTIFY_SOCKET",
+    // systemd's watchdog is the master's (`master/systemd.rs`): a worker that pinged it
+    // would answer for the whole service.
+    "WATCHDOG_USEC",
+    "WATCHDOG_PID",
 ];
 
 /// What one child is started with.

@@ -34,13 +34,13 @@ pub fn send_with_fds(sock: RawFd, bytes: &[u8], fds: &[RawFd]) -> io::Result<usi
         let data_len = std::mem::size_of_val(fds);
         msg.msg_control = control.as_mut_ptr().cast();
         // SAFETY: CMSG_SPACE/CMSG_LEN only compute sizes.
-        msg.msg_controllen = unsafe { libc::CMSG_SPACE(data_len as u32) } as usize;
+        msg.msg_controllen = unsafe { libc::CMSG_SPACE(data_len as u32) } as _;
         // SAFETY: the control buffer is large enough for one cmsg of `fds`, as sized above.
         unsafe {
             let cmsg = libc::CMSG_FIRSTHDR(&msg);
             (*cmsg).cmsg_level = libc::SOL_SOCKET;
             (*cmsg).cmsg_type = libc::SCM_RIGHTS;
-            (*cmsg).cmsg_len = libc::CMSG_LEN(data_len as u32) as usize;
+            (*cmsg).cmsg_len = libc::CMSG_LEN(data_len as u32) as _;
             std::ptr::copy_nonoverlapping(fds.as_ptr(), libc::CMSG_DATA(cmsg).cast(), fds.len());
         }
     }
@@ -51,6 +51,9 @@ pub fn send_with_fds(sock: RawFd, bytes: &[u8], fds: &[RawFd]) -> io::Result<usi
     }
     Ok(n as usize)
 }
+
+// The `as _` casts: msghdr's and cmsghdr's length fields are `size_t` in glibc and
+// `socklen_t` in musl (the static build of examples/Dockerfile).
 
 /// Receives into `buf`; descriptors that came with these bytes are pushed onto `fds`
 /// (close-on-exec). `Ok(0)` is end of file.
@@ -65,7 +68,7 @@ pub fn recv_with_fds(sock: RawFd, buf: &mut [u8], fds: &mut Vec<OwnedFd>) -> io:
     msg.msg_iov = &mut iov;
     msg.msg_iovlen = 1;
     msg.msg_control = control.as_mut_ptr().cast();
-    msg.msg_controllen = size_of_val(&control);
+    msg.msg_controllen = size_of_val(&control) as _;
     // SAFETY: msg points at valid buffers for the duration of the call.
     let n = unsafe { libc::recvmsg(sock, &mut msg, libc::MSG_CMSG_CLOEXEC) };
     if n < 0 {
@@ -78,7 +81,7 @@ pub fn recv_with_fds(sock: RawFd, buf: &mut [u8], fds: &mut Vec<OwnedFd>) -> io:
             while !cmsg.is_null() {
                 if (*cmsg).cmsg_level == libc::SOL_SOCKET && (*cmsg).cmsg_type == libc::SCM_RIGHTS {
                     let data = libc::CMSG_DATA(cmsg).cast::<RawFd>();
-                    let len = (*cmsg).cmsg_len - libc::CMSG_LEN(0) as usize;
+                    let len = (*cmsg).cmsg_len as usize - libc::CMSG_LEN(0) as usize;
                     for i in 0..len / size_of::<RawFd>() {
                         let fd = std::ptr::read_unaligned(data.add(i));
                         fds.push(OwnedFd::from_raw_fd(fd));

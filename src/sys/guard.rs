@@ -69,6 +69,13 @@ impl Guard {
         self.process.pid as u32
     }
 
+    /// Whether `pid` is a child the master forked and has not reaped: the guard process, or
+    /// a worker (each leads the group it is watched by from right after its spawn until
+    /// its owner has reaped it). Old guards are reaped within [`Guard::restart`].
+    pub fn is_own_child(&self, pid: u32) -> bool {
+        pid == self.pid() || self.watched.contains(&pid)
+    }
+
     /// Asks the guard to kill group `pgid` should the master die.
     pub fn watch(&mut self, pgid: u32) {
         self.watched.insert(pgid);

@@ -636,3 +636,4 @@ pub mod egg;
 pub mod memory;
 pub mod net;
 pub mod stdio;
+pub mod systemd;
