@@ -228,6 +228,9 @@ impl MasterBuilder {
         reread: impl Fn() -> Result<Settings, String> + Send + 'static,
     ) -> Self {
         self.reread = Some(Box::new(reread));
+        self
+    }
+
     /// The master is its process's main job, as `clutch start` is: it tells a service
     /// manager how the cluster stands when started with `NOTIFY_SOCKET`
     /// ([`super::systemd`]), serves the listening socket one passed it in `LISTEN_FDS`
