@@ -80,6 +80,14 @@
 //!   answer arriving within 500 ms and `/readyz` is judged from it; `/metrics` is built
 //!   outside the run loop from the `View`, the metrics object's counters, the monitor's
 //!   samples and the reload statistics. The message and handoff paths do nothing more.
+//! - **A service's main process** (`MasterBuilder::main_process`, as `clutch start` is):
+//!   `master::systemd` tells the service manager how the cluster stands (`sd_notify`, only
+//!   when `NOTIFY_SOCKET` is set; the watchdog ping is sent by the run loop itself), and
+//!   `listen::take_passed` adopts a listening socket passed by socket activation
+//!   (`LISTEN_FDS`) as the public port instead of binding `--port`. As PID 1 or a child
+//!   subreaper (`--subreaper`), `master::orphans` reaps processes re-parented to the
+//!   master: it lists the master's children and waits by pid only for those the guard does
+//!   not know as its own, so each worker's exit status still reaches its owner task.
 //! - Per child: the master holds one end of a `socketpair`; the child inherits the other at
 //!   `CLUTCH_CHANNEL_FD` (also `NODE_CHANNEL_FD`, so Node's `process.send` works as is).
 //! - With `--port`, the master binds the port before any worker starts ([`listen`]):
