@@ -82,12 +82,14 @@ fn main() -> ExitCode {
             clutch::log::init();
             let code = start(*args);
             // Bounded: a stderr nobody reads must not keep clutch from exiting.
+            clutch::master::output::finish(Duration::from_secs(2));
             clutch::log::finish(Duration::from_secs(2));
             code
         }
         Command::Egg(args) => {
             clutch::log::init();
             let code = egg(*args);
+            clutch::master::output::finish(Duration::from_secs(2));
             clutch::log::finish(Duration::from_secs(2));
             code
         }

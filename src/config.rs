@@ -120,6 +120,28 @@ pub enum ListenMode {
     ReusePort,
 }
 
+/// Where workers' stdout and stderr go (`--output`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum OutputMode {
+    /// They inherit the master's (journald, Kubernetes and the terminal see them as is).
+    #[default]
+    Inherit,
+    /// The master reads them through pipes and writes each line prefixed with the
+    /// worker's name (`[app 2] ...`), keeping the last lines for `clutch ctl logs`.
+    Prefix,
+}
+
+impl FromStr for OutputMode {
+    type Err = String;
+    fn from_str(s: &str) -> Result<OutputMode, String> {
+        match s {
+            "inherit" => Ok(OutputMode::Inherit),
+            "prefix" => Ok(OutputMode::Prefix),
+            _ => Err(format!("`{s}` is not an output mode; use inherit or prefix")),
+        }
+    }
+}
+
 /// How the master speaks to a worker when it hands over a socket.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Dialect {
@@ -230,6 +252,8 @@ pub struct Settings {
     pub control_users: Option<PathBuf>,
     /// How often the monitor samples each worker from /proc; zero: never.
     pub monitor_interval: Duration,
+    /// Where workers' stdout and stderr go.
+    pub output: OutputMode,
 }
 
 /// Where the master listens for `clutch ctl`.
@@ -276,6 +300,7 @@ impl Default for Settings {
             control: ControlSocket::Default,
             control_users: None,
             monitor_interval: Duration::from_secs(1),
+            output: OutputMode::Inherit,
         }
     }
 }

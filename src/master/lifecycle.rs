@@ -118,6 +118,8 @@ pub(super) struct Cluster {
     pub(super) reload_progress: Vec<UnboundedSender<ReloadEvent>>,
     pub(super) liveness: Liveness,
     pub(super) control: crate::master::control_handler::ControlState,
+    /// Workers' output, with `--output prefix`.
+    pub(super) output: Option<Rc<crate::master::output::Output>>,
 }
 
 /// Runs a cluster until it has stopped. `Ok` after a requested stop, `Err` when it could not
@@ -136,6 +138,7 @@ pub async fn run(
         crate::master::signals::listen_for_signals(&events)?;
     }
     let settings = core.settings();
+    let output = (settings.output == crate::config::OutputMode::Prefix).then(Rc::default);
     let (handoff, accept_task) = match &mut plan.port {
         PortPlan::Sticky { listener, .. } => {
             let dialect = settings.app_dialect.resolve(&plan.app);
@@ -183,6 +186,7 @@ pub async fn run(
         reload_progress: Vec::new(),
         liveness: Liveness::default(),
         control: Default::default(),
+        output,
     };
     if let Some(period) = liveness::period(
         c.core.settings().heartbeat_timeout,
@@ -269,6 +273,7 @@ impl Cluster {
                 }
                 self.messenger.registry().remove(worker);
                 self.messenger.gone(worker);
+                self.prune_logs();
                 if let Some(h) = &self.handoff {
                     h.gone(worker);
                 }

@@ -15,6 +15,7 @@ pub(crate) mod messenger;
 pub mod metrics;
 pub mod monitor;
 pub mod names;
+pub mod output;
 pub(crate) mod owner;
 pub(crate) mod readiness;
 pub(crate) mod registry;
