@@ -137,7 +137,9 @@ impl FromStr for OutputMode {
         match s {
             "inherit" => Ok(OutputMode::Inherit),
             "prefix" => Ok(OutputMode::Prefix),
-            _ => Err(format!("`{s}` is not an output mode; use inherit or prefix")),
+            _ => Err(format!(
+                "`{s}` is not an output mode; use inherit or prefix"
+            )),
         }
     }
 }

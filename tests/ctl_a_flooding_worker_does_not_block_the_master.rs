@@ -31,7 +31,9 @@ fn a_flooding_worker_does_not_block_the_master() {
     let mut lists = 0;
     while Instant::now() < until {
         let t = Instant::now();
-        let list = c.list().expect("the master answers `ctl list` while flooded");
+        let list = c
+            .list()
+            .expect("the master answers `ctl list` while flooded");
         slowest = slowest.max(t.elapsed());
         assert_eq!(list["cluster"]["state"], "ready");
         peak = peak.max(rss_kib(&master));
@@ -41,7 +43,10 @@ fn a_flooding_worker_does_not_block_the_master() {
     let out = c.ctl(&["logs", "-n", "3", "1"]);
     let text = String::from_utf8_lossy(&out.stdout);
     assert_eq!(text.lines().count(), 3, "{text}");
-    assert!(text.lines().all(|l| l.starts_with("[app 1] flood ")), "{text}");
+    assert!(
+        text.lines().all(|l| l.starts_with("[app 1] flood ")),
+        "{text}"
+    );
     eprintln!(
         "flooded master: {lists} ctl list in 5 s, slowest {slowest:?}, peak RSS {peak} KiB, \
          {} chunks dropped",
@@ -49,6 +54,9 @@ fn a_flooding_worker_does_not_block_the_master() {
     );
     // Generous against a loaded machine; what matters is that it answers at all and
     // does not grow with the flood (tens of MiB of lines by now).
-    assert!(slowest < Duration::from_secs(5), "slowest ctl list: {slowest:?}");
+    assert!(
+        slowest < Duration::from_secs(5),
+        "slowest ctl list: {slowest:?}"
+    );
     assert!(peak < 64 * 1024, "the master grew to {peak} KiB");
 }

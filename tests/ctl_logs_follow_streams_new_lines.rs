@@ -24,9 +24,20 @@ fn logs_follow_streams_new_lines() {
     let errors = Collected::from_pipe(follower.stderr.take().unwrap());
     let kept = seen.wait_for_line(DEADLINE, |l| l == "[app 1] before");
     let mut check = || {
-        assert!(kept.is_some(), "the kept line first: {:?} {:?}", seen.text(), errors.text());
+        assert!(
+            kept.is_some(),
+            "the kept line first: {:?} {:?}",
+            seen.text(),
+            errors.text()
+        );
         // The follower has its snapshot, so it is subscribed: this line is new to it.
-        c.ctl_json(&["send", "--to", "app", "do:print", r#"{"out":"after","err":"late"}"#]);
+        c.ctl_json(&[
+            "send",
+            "--to",
+            "app",
+            "do:print",
+            r#"{"out":"after","err":"late"}"#,
+        ]);
         for want in ["[app 1] after", "[app 1] late"] {
             assert!(
                 seen.wait_for_line(DEADLINE, |l| l == want).is_some(),
@@ -38,7 +49,10 @@ fn logs_follow_streams_new_lines() {
         // The agent's lines are not followed with target `app`.
         c.ctl_json(&["send", "--to", "agent", "do:print", r#"{"out":"agent"}"#]);
         c.ctl_json(&["send", "--to", "app", "do:print", r#"{"out":"last"}"#]);
-        assert!(seen.wait_for_line(DEADLINE, |l| l == "[app 1] last").is_some());
+        assert!(
+            seen.wait_for_line(DEADLINE, |l| l == "[app 1] last")
+                .is_some()
+        );
         assert!(!seen.text().contains("[agent]"), "{}", seen.text());
     };
     let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(&mut check));

@@ -2,8 +2,8 @@
 //! prefixed with the worker's name.
 
 mod common;
-use common::ctl;
 use common::DEADLINE;
+use common::ctl;
 
 #[test]
 fn logs_shows_the_last_lines() {
@@ -31,7 +31,15 @@ fn logs_shows_the_last_lines() {
         );
     }
     // Its stderr's lines go into the same ring, in the order the master read them.
-    c.ctl_json(&["send", "--to", "app", "--pid", &pid, "do:print", r#"{"err":"l5"}"#]);
+    c.ctl_json(&[
+        "send",
+        "--to",
+        "app",
+        "--pid",
+        &pid,
+        "do:print",
+        r#"{"err":"l5"}"#,
+    ]);
     assert!(
         c.clutch
             .stderr
@@ -39,7 +47,11 @@ fn logs_shows_the_last_lines() {
             .is_some()
     );
     let out = c.ctl(&["logs", "-n", "2", "1"]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert_eq!(
         String::from_utf8_lossy(&out.stdout),
         "[app 1] l4\n[app 1] l5\n"
@@ -48,6 +60,9 @@ fn logs_shows_the_last_lines() {
     assert_eq!(String::from_utf8_lossy(&out.stdout), "[agent] a1\n");
     let out = c.ctl(&["logs", "-n", "100"]);
     let all = String::from_utf8_lossy(&out.stdout);
-    assert!(all.contains("[agent] a1") && all.contains("[app 1] l1"), "{all}");
+    assert!(
+        all.contains("[agent] a1") && all.contains("[app 1] l1"),
+        "{all}"
+    );
     assert!(!all.contains("[app 2]"), "app 2 wrote nothing: {all}");
 }

@@ -2,8 +2,8 @@
 //! stdout and stderr line by line, each line prefixed with the worker's name.
 
 mod common;
-use common::ctl;
 use common::DEADLINE;
+use common::ctl;
 
 #[test]
 fn output_prefix_prefixes_app_and_agent_lines() {

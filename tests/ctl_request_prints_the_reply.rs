@@ -19,7 +19,10 @@ fn request_prints_the_reply() {
     );
     let reply: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(reply["action"], "ping", "{reply}");
-    assert_eq!(reply["data"]["pid"], pid, "the worker with that pid answered: {reply}");
+    assert_eq!(
+        reply["data"]["pid"], pid,
+        "the worker with that pid answered: {reply}"
+    );
     assert_eq!(reply["data"]["echo"]["n"], 7, "{reply}");
     assert!(reply["replyTo"].is_number(), "{reply}");
     assert!(reply.get("error").is_none(), "{reply}");

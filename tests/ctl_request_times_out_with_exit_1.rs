@@ -14,5 +14,9 @@ fn request_times_out_with_exit_1() {
     // Still answering afterwards.
     assert!(c.list().is_some());
     let out = c.ctl(&["request", "--timeout", "0", "ping"]);
-    assert_eq!(out.status.code(), Some(2), "a zero timeout is a usage error");
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "a zero timeout is a usage error"
+    );
 }

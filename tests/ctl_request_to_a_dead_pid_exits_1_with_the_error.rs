@@ -12,7 +12,11 @@ fn request_to_a_dead_pid_exits_1_with_the_error() {
     let list = c.ctl_json(&["list", "--json"]);
     let old = ctl::row(&list, 1)["pid"].clone();
     let out = c.ctl(&["kill", "1"]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     c.wait_for(
         |l| ctl::row(l, 1)["pid"] != old && ctl::row(l, 1)["state"] == "ready",
         "slot 1 restarted with a new pid",
@@ -25,7 +29,11 @@ fn request_to_a_dead_pid_exits_1_with_the_error() {
     let want = format!("no live worker with pid {old}");
     assert!(stderr.contains(&want), "{stderr}");
     let reply: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    assert_eq!(reply["error"], want.as_str(), "the error reply is printed: {reply}");
+    assert_eq!(
+        reply["error"],
+        want.as_str(),
+        "the error reply is printed: {reply}"
+    );
     assert!(
         t.elapsed() < Duration::from_secs(30),
         "answered at once, not after the 60 s timeout ({:?})",

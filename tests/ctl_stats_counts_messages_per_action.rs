@@ -24,7 +24,10 @@ fn stats_counts_messages_per_action() {
     assert!(tick_at < tock_at, "most frequent first: {stats}");
     assert_eq!(by["other"], 0, "{stats}");
     let small = c.ctl_json(&["stats", "--json", "--top", "1"]);
-    assert_eq!(small["messages_by_action"]["top"].as_array().unwrap().len(), 1);
+    assert_eq!(
+        small["messages_by_action"]["top"].as_array().unwrap().len(),
+        1
+    );
     // The table form prints them too.
     let out = c.ctl(&["stats"]);
     assert!(String::from_utf8_lossy(&out.stdout).contains("tick"));

@@ -322,8 +322,9 @@ fn message(
     data: &Option<String>,
 ) -> Result<Value, Failed> {
     let data: Value = match data {
-        Some(d) => serde_json::from_str(d)
-            .map_err(|e| (2, format!("the data `{d}` is not JSON: {e}")))?,
+        Some(d) => {
+            serde_json::from_str(d).map_err(|e| (2, format!("the data `{d}` is not JSON: {e}")))?
+        }
         None => Value::Null,
     };
     let mut msg = json!({"action": action, "data": data});
@@ -532,8 +533,7 @@ impl Connection {
             let line = self.read()?;
             if line.get("ok") == Some(&json!(false)) {
                 let e = line["error"].as_str().unwrap_or("refused").to_string();
-                let code = if e.starts_with("permission denied") || e.starts_with("logs are not")
-                {
+                let code = if e.starts_with("permission denied") || e.starts_with("logs are not") {
                     2
                 } else {
                     1

@@ -37,7 +37,9 @@ pub enum Cmd {
     List,
     Inspect(Target),
     /// Cluster counters, with the `top` most frequent message actions.
-    Stats { top: usize },
+    Stats {
+        top: usize,
+    },
     Watch,
     /// The last `lines` lines each targeted worker wrote (`--output prefix`); with
     /// `follow`, then every new line.
@@ -186,6 +188,9 @@ pub enum Answer {
     /// workers.
     Logs {
         lines: Vec<Arc<crate::master::output::LogLine>>,
-        follow: Option<(Target, broadcast::Receiver<Arc<crate::master::output::LogLine>>)>,
+        follow: Option<(
+            Target,
+            broadcast::Receiver<Arc<crate::master::output::LogLine>>,
+        )>,
     },
 }

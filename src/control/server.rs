@@ -5,16 +5,16 @@ use super::auth::{Caller, Users};
 use super::protocol::{self, MAX_CONNECTIONS, MAX_REQUEST, Request};
 use super::socket::Bound;
 use super::{Answer, Call, Cmd, Target};
-use crate::master::output::LogLine;
-use std::sync::Arc;
-use tokio::sync::broadcast;
 use crate::master::lifecycle::Event;
+use crate::master::output::LogLine;
 use crate::protocol::codec::LineBuffer;
 use std::cell::Cell;
 use std::rc::Rc;
+use std::sync::Arc;
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::UnixStream;
+use tokio::sync::broadcast;
 use tokio::sync::broadcast::error::RecvError;
 use tokio::sync::mpsc::UnboundedSender;
 use tokio::sync::oneshot;
@@ -139,7 +139,10 @@ enum Reply {
     ),
     Reload(tokio::sync::mpsc::UnboundedReceiver<crate::master::ReloadEvent>),
     Reply(oneshot::Receiver<crate::Message>, Duration),
-    Logs(Vec<Arc<LogLine>>, Option<(Target, broadcast::Receiver<Arc<LogLine>>)>),
+    Logs(
+        Vec<Arc<LogLine>>,
+        Option<(Target, broadcast::Receiver<Arc<LogLine>>)>,
+    ),
 }
 
 async fn answer(
@@ -279,10 +282,7 @@ async fn watch(
 /// master) marked with `error` is a failure; the reply goes with it.
 async fn reply_line(id: u64, rx: oneshot::Receiver<crate::Message>, timeout: Duration) -> Vec<u8> {
     match tokio::time::timeout(timeout, rx).await {
-        Err(_) => protocol::error_line(
-            id,
-            &format!("no reply within {} ms", timeout.as_millis()),
-        ),
+        Err(_) => protocol::error_line(id, &format!("no reply within {} ms", timeout.as_millis())),
         Ok(Err(_)) => protocol::error_line(id, "the master stopped before the reply came"),
         Ok(Ok(reply)) => {
             let json = serde_json::to_value(&reply).unwrap_or_default();
@@ -315,7 +315,10 @@ async fn logs(
     }
     let Some((target, mut rx)) = follow else {
         let _ = stream
-            .write_all(&protocol::ok_line(id, serde_json::json!({"lines": lines.len()})))
+            .write_all(&protocol::ok_line(
+                id,
+                serde_json::json!({"lines": lines.len()}),
+            ))
             .await;
         return;
     };

@@ -250,6 +250,10 @@ mod tests {
         assert_eq!(got.other, 13);
         assert_eq!(got.top, vec![("b".into(), 3)]);
         m.action("b");
-        assert_eq!(m.actions(1).top[0].1, 4, "a known action still counts by name");
+        assert_eq!(
+            m.actions(1).top[0].1,
+            4,
+            "a known action still counts by name"
+        );
     }
 }

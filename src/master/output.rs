@@ -129,9 +129,12 @@ impl Output {
         slots.sort();
         let mut out = Vec::new();
         for slot in slots {
-            let lines: Vec<&Arc<LogLine>> =
-                rings[slot].lines.iter().filter(|l| keep(l)).collect();
-            out.extend(lines[lines.len().saturating_sub(n)..].iter().map(|l| (*l).clone()));
+            let lines: Vec<&Arc<LogLine>> = rings[slot].lines.iter().filter(|l| keep(l)).collect();
+            out.extend(
+                lines[lines.len().saturating_sub(n)..]
+                    .iter()
+                    .map(|l| (*l).clone()),
+            );
         }
         out
     }
