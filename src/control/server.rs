@@ -118,7 +118,7 @@ async fn connection(mut stream: UnixStream, users: &Users, events: &UnboundedSen
                     reload(&mut stream, req.id, rx).await;
                     return;
                 }
-                Reply::Reply(rx, timeout) => reply_line(req.id, rx, timeout).await,
+                Reply::Answered(rx, timeout) => reply_line(req.id, rx, timeout).await,
                 Reply::Logs(lines, follow) => {
                     logs(&mut stream, req.id, lines, follow).await;
                     return;
@@ -138,7 +138,7 @@ enum Reply {
         tokio::sync::broadcast::Receiver<std::sync::Arc<str>>,
     ),
     Reload(tokio::sync::mpsc::UnboundedReceiver<crate::master::ReloadEvent>),
-    Reply(oneshot::Receiver<crate::Message>, Duration),
+    Answered(oneshot::Receiver<crate::Message>, Duration),
     Logs(
         Vec<Arc<LogLine>>,
         Option<(Target, broadcast::Receiver<Arc<LogLine>>)>,
@@ -175,7 +175,7 @@ async fn answer(
         Ok(Answer::Done(Err(e))) => Reply::Line(protocol::error_line(req.id, &e)),
         Ok(Answer::Watch { snapshot, events }) => Reply::Watch(snapshot, events),
         Ok(Answer::Reload(progress)) => Reply::Reload(progress),
-        Ok(Answer::Reply { reply, timeout }) => Reply::Reply(reply, timeout),
+        Ok(Answer::Reply { reply, timeout }) => Reply::Answered(reply, timeout),
         Ok(Answer::Logs { lines, follow }) => Reply::Logs(lines, follow),
         Err(_) => gone(),
     }
