@@ -482,6 +482,15 @@ mod tests {
         assert_eq!("tcp:8080".parse(), Ok(ReadyMode::Tcp(8080)));
         assert!("tcp:0".parse::<ReadyMode>().is_err());
     }
+
+    #[test]
+    fn output_mode_is_read_from_the_file_and_named_when_bad() {
+        assert_eq!(load_str("{}").unwrap().output, OutputMode::Inherit);
+        let s = load_str(r#"{"output": "prefix"}"#).unwrap();
+        assert_eq!(s.output, OutputMode::Prefix);
+        let e = load_str(r#"{"output": "colour"}"#).unwrap_err().to_string();
+        assert!(e.contains("key `output`") && e.contains("inherit or prefix"), "{e}");
+    }
 }
 
 #[cfg(test)]
