@@ -489,7 +489,10 @@ mod tests {
         let s = load_str(r#"{"output": "prefix"}"#).unwrap();
         assert_eq!(s.output, OutputMode::Prefix);
         let e = load_str(r#"{"output": "colour"}"#).unwrap_err().to_string();
-        assert!(e.contains("key `output`") && e.contains("inherit or prefix"), "{e}");
+        assert!(
+            e.contains("key `output`") && e.contains("inherit or prefix"),
+            "{e}"
+        );
     }
 }
 
