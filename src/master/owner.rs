@@ -132,15 +132,16 @@ pub async fn own(
         }
     };
     guard.borrow_mut().forget(pid);
+    let drained = Instant::now() + DRAIN_AFTER_EXIT;
     if let Some(reader) = reader {
-        let _ = tokio::time::timeout(DRAIN_AFTER_EXIT, reader.done).await;
+        let _ = tokio::time::timeout_at(drained, reader.done).await;
         reader.abort.abort();
     }
-    // What it printed last is read too; a grandchild (out of its group) that keeps the
-    // pipe open must not keep the reader alive.
+    // What it printed last is read too, within the same half second; a grandchild (out of
+    // its group) that keeps a pipe open must not keep its reader alive.
     for r in pipe_readers {
         let abort = r.abort_handle();
-        let _ = tokio::time::timeout(DRAIN_AFTER_EXIT, r).await;
+        let _ = tokio::time::timeout_at(drained, r).await;
         abort.abort();
     }
     let _ = events.send(Event::Exited { worker, exit });
