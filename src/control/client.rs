@@ -125,7 +125,8 @@ pub enum CtlCommand {
     /// when no reply comes within --timeout, or when the reply is an error (the master
     /// answers at once when there is no such receiver, or it exits before answering).
     Request {
-        /// app, agent or master [default: as the message routes: master].
+        /// app or agent (the master itself answers no requests) [default: the worker
+        /// with --pid].
         #[arg(long)]
         to: Option<String>,
         /// Only the worker with this pid (with --to app, or alone).
