@@ -30,8 +30,8 @@ enum Command {
     /// messages): `clutch egg [BASEDIR] -w 4 -p 7001`. Takes start's flags, on port 7001
     /// by default.
     Egg(Box<EggArgs>),
-    /// Talk to a running master: list, inspect, stats, watch, restart, stop, start, scale,
-    /// kill, signal, send, shutdown (see `clutch ctl --help`).
+    /// Talk to a running master: list, inspect, stats, logs, watch, restart, stop, start,
+    /// scale, kill, signal, send, request, reload, shutdown (see `clutch ctl --help`).
     #[command(after_help = clutch::control::client::AFTER_HELP)]
     Ctl(clutch::control::client::CtlArgs),
     /// Run as a demo worker (used by the demo cluster itself).
@@ -86,12 +86,14 @@ fn main() -> ExitCode {
             clutch::log::init();
             let code = start(*args);
             // Bounded: a stderr nobody reads must not keep clutch from exiting.
+            clutch::master::output::finish(Duration::from_secs(2));
             clutch::log::finish(Duration::from_secs(2));
             code
         }
         Command::Egg(args) => {
             clutch::log::init();
             let code = egg(*args);
+            clutch::master::output::finish(Duration::from_secs(2));
             clutch::log::finish(Duration::from_secs(2));
             code
         }

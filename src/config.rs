@@ -121,6 +121,30 @@ pub enum ListenMode {
     ReusePort,
 }
 
+/// Where workers' stdout and stderr go (`--output`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum OutputMode {
+    /// They inherit the master's (journald, Kubernetes and the terminal see them as is).
+    #[default]
+    Inherit,
+    /// The master reads them through pipes and writes each line prefixed with the
+    /// worker's name (`[app 2] ...`), keeping the last lines for `clutch ctl logs`.
+    Prefix,
+}
+
+impl FromStr for OutputMode {
+    type Err = String;
+    fn from_str(s: &str) -> Result<OutputMode, String> {
+        match s {
+            "inherit" => Ok(OutputMode::Inherit),
+            "prefix" => Ok(OutputMode::Prefix),
+            _ => Err(format!(
+                "`{s}` is not an output mode; use inherit or prefix"
+            )),
+        }
+    }
+}
+
 /// How the master speaks to a worker when it hands over a socket.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Dialect {
@@ -245,6 +269,8 @@ pub struct Settings {
     ///
     /// [`Master`]: crate::Master
     pub subreaper: bool,
+    /// Where workers' stdout and stderr go.
+    pub output: OutputMode,
 }
 
 /// Where the master listens for `clutch ctl`.
@@ -295,6 +321,7 @@ impl Default for Settings {
             http: None,
             ready_minimum: None,
             subreaper: false,
+            output: OutputMode::Inherit,
         }
     }
 }
@@ -491,6 +518,18 @@ mod tests {
         assert_eq!("notify".parse(), Ok(ReadyMode::Notify));
         assert_eq!("tcp:8080".parse(), Ok(ReadyMode::Tcp(8080)));
         assert!("tcp:0".parse::<ReadyMode>().is_err());
+    }
+
+    #[test]
+    fn output_mode_is_read_from_the_file_and_named_when_bad() {
+        assert_eq!(load_str("{}").unwrap().output, OutputMode::Inherit);
+        let s = load_str(r#"{"output": "prefix"}"#).unwrap();
+        assert_eq!(s.output, OutputMode::Prefix);
+        let e = load_str(r#"{"output": "colour"}"#).unwrap_err().to_string();
+        assert!(
+            e.contains("key `output`") && e.contains("inherit or prefix"),
+            "{e}"
+        );
     }
 }
 

@@ -12,7 +12,7 @@ fn ctl_help_explains_every_command() {
     let help = String::from_utf8_lossy(&out.stdout);
     for cmd in [
         "list", "inspect", "stats", "watch", "restart", "stop", "start", "scale", "kill", "signal",
-        "send", "shutdown",
+        "send", "request", "logs", "reload", "shutdown",
     ] {
         let line = help
             .lines()
@@ -40,7 +40,13 @@ fn ctl_help_explains_every_command() {
         .output()
         .unwrap();
     let start = String::from_utf8_lossy(&start.stdout);
-    for flag in ["--control-socket", "--no-control", "--control-users"] {
+    for flag in [
+        "--control-socket",
+        "--no-control",
+        "--control-users",
+        "--output",
+        "prefix",
+    ] {
         assert!(start.contains(flag), "no {flag} in:\n{start}");
     }
 }

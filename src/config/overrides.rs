@@ -2,7 +2,8 @@
 //! file (serde), so each setting is declared once, with its help text.
 
 use super::{
-    ConfigError, ControlSocket, Dialect, ListenMode, ReadyMode, RestartPolicy, Settings, bad,
+    ConfigError, ControlSocket, Dialect, ListenMode, OutputMode, ReadyMode, RestartPolicy,
+    Settings, bad,
 };
 use serde::{Deserialize, Deserializer};
 use std::collections::{BTreeMap, BTreeSet};
@@ -178,6 +179,14 @@ overrides! {
         /// number) [default: every app worker].
         #[arg(long, value_name = "N")]
         pub ready_minimum: Option<usize>,
+        /// Where workers' stdout and stderr go: `inherit` (the master's own, as is) or
+        /// `prefix` (the master reads them and writes each line prefixed with the worker's
+        /// name, `[app 2] ...` or `[agent] ...`, and keeps each slot's last 1000 lines for
+        /// `clutch ctl logs`; lines it cannot write at once are dropped, never waited for)
+        /// [default: inherit].
+        #[arg(long, value_name = "MODE")]
+        #[serde(default, deserialize_with = "parsed")]
+        pub output: Option<OutputMode>,
         /// Write the master's pid here; removed at exit.
         #[arg(long, value_name = "FILE")]
         pub pid_file: Option<PathBuf>,
@@ -291,6 +300,7 @@ impl Overrides {
         set(&mut s.monitor_interval, ms(&self.monitor_interval));
         set(&mut s.http, self.http.clone().map(Some));
         set(&mut s.ready_minimum, self.ready_minimum.map(Some));
+        set(&mut s.output, self.output);
         set(&mut s.pid_file, self.pid_file.clone().map(Some));
         set(&mut s.name, self.name.clone());
         if let Some(path) = &self.control_socket {

@@ -16,8 +16,8 @@ use std::time::{Duration, Instant};
 pub const AFTER_HELP: &str = "\
 Targets: `all`, `app` (every app worker), `agent`, a slot id (`3`), or `pid:1234`.
 
-Roles: viewer (list, inspect, stats, watch), operator (+ restart, stop, start, scale, \
-signal, send, reload), admin (+ kill, shutdown). The master's own user and root are admin; other \
+Roles: viewer (list, inspect, stats, watch, logs), operator (+ restart, stop, start, scale, \
+signal, send, request, reload), admin (+ kill, shutdown). The master's own user and root are admin; other \
 users need `clutch start --control-users FILE`.
 
 The socket: --socket PATH, else $XDG_RUNTIME_DIR/clutch/NAME.sock, else \
@@ -57,10 +57,27 @@ pub enum CtlCommand {
     /// keys that look secret redacted), open fds, generation, why it is stopping.
     Inspect { target: Target },
     /// Cluster counters: messages routed and dropped by reason, connections handed off,
-    /// restarts and exits by reason, log lines dropped.
+    /// restarts and exits by reason, the most frequent message actions (with how many
+    /// distinct ones; past 256 the rest count as "other"), log lines dropped.
     Stats {
         #[arg(long)]
         json: bool,
+        /// How many actions to list, most frequent first.
+        #[arg(long, value_name = "N", default_value_t = 10)]
+        top: usize,
+    },
+    /// The last N lines each targeted worker wrote on stdout and stderr, each prefixed
+    /// with its name (`[app 2] ...`); a slot's lines survive its restarts. Needs a master
+    /// started with `--output prefix` (exit 2 otherwise).
+    Logs {
+        /// Follow: then print each new line as it is written, until interrupted.
+        #[arg(short, long)]
+        follow: bool,
+        /// Lines per worker.
+        #[arg(short = 'n', long, value_name = "N", default_value_t = 20)]
+        lines: usize,
+        /// all, app, agent, a slot id or pid:P [default: all].
+        target: Option<Target>,
     },
     /// A snapshot, then one line per event as it happens (worker.spawned, worker.ready,
     /// worker.stopping, worker.exited, worker.restarted, worker.parked, cluster.ready,
@@ -102,6 +119,24 @@ pub enum CtlCommand {
         pid: Option<u32>,
         action: String,
         /// The message's data, as JSON.
+        data: Option<String>,
+    },
+    /// Send a request as the parent (with a requestId) and print the reply (JSON). Exit 1
+    /// when no reply comes within --timeout, or when the reply is an error (the master
+    /// answers at once when there is no such receiver, or it exits before answering).
+    Request {
+        /// app or agent (the master itself answers no requests) [default: the worker
+        /// with --pid].
+        #[arg(long)]
+        to: Option<String>,
+        /// Only the worker with this pid (with --to app, or alone).
+        #[arg(long)]
+        pid: Option<u32>,
+        /// How long to wait for the reply, in ms.
+        #[arg(long, value_name = "MS", default_value_t = 5000)]
+        timeout: u64,
+        action: String,
+        /// The request's data, as JSON.
         data: Option<String>,
     },
     /// Rolling reload: every worker replaced by one of a new generation, the app slots in
@@ -160,17 +195,27 @@ fn run_inner(args: CtlArgs) -> Result<(), Failed> {
     if let CtlCommand::Reload { json, .. } = args.command {
         return conn.reload(wire_args, json, timeout);
     }
+    if let CtlCommand::Logs { .. } = args.command {
+        return conn.logs(wire_args);
+    }
+    let timeout = match args.command {
+        // The master gives up after the request's own timeout; this waits a little longer.
+        CtlCommand::Request { timeout: ms, .. } => {
+            Duration::from_millis(ms) + Duration::from_secs(5)
+        }
+        _ => timeout,
+    };
     let result = conn.call(cmd, wire_args, timeout)?;
     let out = std::io::stdout();
     let mut out = out.lock();
     match &args.command {
-        CtlCommand::List { json: true } | CtlCommand::Stats { json: true } => {
+        CtlCommand::List { json: true } | CtlCommand::Stats { json: true, .. } => {
             let _ = writeln!(out, "{result}");
         }
         CtlCommand::List { json: false } => {
             let _ = out.write_all(table(&result).as_bytes());
         }
-        CtlCommand::Stats { json: false } | CtlCommand::Inspect { .. } => {
+        CtlCommand::Stats { json: false, .. } | CtlCommand::Inspect { .. } => {
             let _ = writeln!(
                 out,
                 "{}",
@@ -212,7 +257,16 @@ fn request_of(c: &CtlCommand) -> Result<(&'static str, Value), Failed> {
     Ok(match c {
         CtlCommand::List { .. } => ("list", json!({})),
         CtlCommand::Inspect { target } => ("inspect", json!({"target": target.to_string()})),
-        CtlCommand::Stats { .. } => ("stats", json!({})),
+        CtlCommand::Stats { top, .. } => ("stats", json!({"top": top})),
+        CtlCommand::Logs {
+            follow,
+            lines,
+            target,
+        } => (
+            "logs",
+            json!({"follow": follow, "lines": lines,
+                   "target": (*target).unwrap_or(Target::All).to_string()}),
+        ),
         CtlCommand::Watch { .. } => ("watch", json!({})),
         CtlCommand::Restart { target } => ("restart", json!({"target": target.to_string()})),
         CtlCommand::Stop { target } => ("stop", json!({"target": target.to_string()})),
@@ -244,20 +298,21 @@ fn request_of(c: &CtlCommand) -> Result<(&'static str, Value), Failed> {
             pid,
             action,
             data,
+        } => ("send", json!({"message": message(to, pid, action, data)?})),
+        CtlCommand::Request {
+            to,
+            pid,
+            timeout,
+            action,
+            data,
         } => {
-            let data: Value = match data {
-                Some(d) => serde_json::from_str(d)
-                    .map_err(|e| usage(format!("the data `{d}` is not JSON: {e}")))?,
-                None => Value::Null,
-            };
-            let mut msg = json!({"action": action, "data": data});
-            if let Some(to) = to {
-                msg["to"] = json!(to);
+            if *timeout == 0 {
+                return Err(usage("--timeout must be more than 0 ms".into()));
             }
-            if let Some(pid) = pid {
-                msg["receiverPid"] = json!(pid);
-            }
-            ("send", json!({"message": msg}))
+            (
+                "request",
+                json!({"message": message(to, pid, action, data)?, "timeout_ms": timeout}),
+            )
         }
         CtlCommand::Reload { batch, surge, .. } => {
             let mut args = match batch {
@@ -281,6 +336,27 @@ fn changes(event: &Value) -> impl Iterator<Item = &str> {
         .into_iter()
         .flatten()
         .filter_map(|c| c["text"].as_str())
+/// The message `send` and `request` route.
+fn message(
+    to: &Option<String>,
+    pid: &Option<u32>,
+    action: &str,
+    data: &Option<String>,
+) -> Result<Value, Failed> {
+    let data: Value = match data {
+        Some(d) => {
+            serde_json::from_str(d).map_err(|e| (2, format!("the data `{d}` is not JSON: {e}")))?
+        }
+        None => Value::Null,
+    };
+    let mut msg = json!({"action": action, "data": data});
+    if let Some(to) = to {
+        msg["to"] = json!(to);
+    }
+    if let Some(pid) = pid {
+        msg["receiverPid"] = json!(pid);
+    }
+    Ok(msg)
 }
 
 struct Connection {
@@ -469,7 +545,45 @@ impl Connection {
         } else {
             1
         };
+        if let Some(reply) = reply.get("reply") {
+            // A request's error reply: shown as it came.
+            let _ = writeln!(std::io::stdout(), "{reply}");
+        }
         Err((code, error))
+    }
+
+    /// Prints each line the master sends until it ends the stream (or, following, until
+    /// the client is interrupted).
+    fn logs(&mut self, args: Value) -> Result<(), Failed> {
+        self.send("logs", args)?;
+        let out = std::io::stdout();
+        loop {
+            let line = self.read()?;
+            if line.get("ok") == Some(&json!(false)) {
+                let e = line["error"].as_str().unwrap_or("refused").to_string();
+                let code = if e.starts_with("permission denied") || e.starts_with("logs are not") {
+                    2
+                } else {
+                    1
+                };
+                return Err((code, e));
+            }
+            if line.get("ok").is_some() {
+                return Ok(());
+            }
+            let ev = &line["event"];
+            let mut out = out.lock();
+            let text = match ev["event"].as_str() {
+                Some("lagged") => format!(
+                    "clutch ctl: {} line(s) missed (this follower was too slow)",
+                    ev["missed"]
+                ),
+                _ => ev["line"].as_str().unwrap_or_default().to_string(),
+            };
+            if writeln!(out, "{text}").and_then(|()| out.flush()).is_err() {
+                return Ok(());
+            }
+        }
     }
 
     fn watch(&mut self, as_json: bool) -> Result<(), Failed> {

@@ -36,8 +36,18 @@ pub struct Call {
 pub enum Cmd {
     List,
     Inspect(Target),
-    Stats,
+    /// Cluster counters, with the `top` most frequent message actions.
+    Stats {
+        top: usize,
+    },
     Watch,
+    /// The last `lines` lines each targeted worker wrote (`--output prefix`); with
+    /// `follow`, then every new line.
+    Logs {
+        target: Target,
+        lines: usize,
+        follow: bool,
+    },
     Restart(Target),
     Stop(Target),
     Start(Target),
@@ -53,6 +63,12 @@ pub enum Cmd {
     Reload {
         batch: Batch,
         surge: Option<usize>,
+    },
+    /// Route a request (a message line with a `requestId`) as the parent, and answer with
+    /// its reply, or an error after `timeout`.
+    Request {
+        line: Vec<u8>,
+        timeout: std::time::Duration,
     },
     Shutdown,
 }
@@ -97,8 +113,9 @@ impl Cmd {
         match self {
             Cmd::List => "list",
             Cmd::Inspect(_) => "inspect",
-            Cmd::Stats => "stats",
+            Cmd::Stats { .. } => "stats",
             Cmd::Watch => "watch",
+            Cmd::Logs { .. } => "logs",
             Cmd::Restart(_) => "restart",
             Cmd::Stop(_) => "stop",
             Cmd::Start(_) => "start",
@@ -107,19 +124,25 @@ impl Cmd {
             Cmd::Signal(..) => "signal",
             Cmd::Send(_) => "send",
             Cmd::Reload { .. } => "reload",
+            Cmd::Request { .. } => "request",
             Cmd::Shutdown => "shutdown",
         }
     }
 
     /// Whether it changes the cluster (and is audited).
     pub fn changes_state(&self) -> bool {
-        !matches!(self, Cmd::List | Cmd::Inspect(_) | Cmd::Stats | Cmd::Watch)
+        !matches!(
+            self,
+            Cmd::List | Cmd::Inspect(_) | Cmd::Stats { .. } | Cmd::Watch | Cmd::Logs { .. }
+        )
     }
 
     /// The least role that may run it.
     pub fn needs(&self) -> ControlRole {
         match self {
-            Cmd::List | Cmd::Inspect(_) | Cmd::Stats | Cmd::Watch => ControlRole::Viewer,
+            Cmd::List | Cmd::Inspect(_) | Cmd::Stats { .. } | Cmd::Watch | Cmd::Logs { .. } => {
+                ControlRole::Viewer
+            }
             Cmd::Kill(..) | Cmd::Shutdown => ControlRole::Admin,
             _ => ControlRole::Operator,
         }
@@ -159,4 +182,19 @@ pub enum Answer {
     },
     /// `reload`: its progress as it goes, to the end (completed or aborted).
     Reload(tokio::sync::mpsc::UnboundedReceiver<crate::master::ReloadEvent>),
+    /// `request`: the reply (or the master's error reply) when it comes; the server waits
+    /// for it at most `timeout`.
+    Reply {
+        reply: tokio::sync::oneshot::Receiver<crate::Message>,
+        timeout: std::time::Duration,
+    },
+    /// `logs`: the lines kept, then (with `follow`) every new line of the targeted
+    /// workers.
+    Logs {
+        lines: Vec<Arc<crate::master::output::LogLine>>,
+        follow: Option<(
+            Target,
+            broadcast::Receiver<Arc<crate::master::output::LogLine>>,
+        )>,
+    },
 }

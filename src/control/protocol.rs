@@ -10,6 +10,15 @@ use serde_json::{Value, json};
 /// The longest request line: a hostile local user must not grow the master.
 pub const MAX_REQUEST: usize = 64 * 1024;
 
+/// `stats`: how many actions it lists unless told.
+pub const DEFAULT_TOP: usize = 10;
+
+/// `logs`: how many lines per worker unless told.
+pub const DEFAULT_LOG_LINES: usize = 20;
+
+/// `request`: how long the master waits for the reply unless told.
+pub const DEFAULT_REQUEST_TIMEOUT_MS: u64 = 5_000;
+
 /// At most this many control connections at once; past it, new ones are told so and closed.
 pub const MAX_CONNECTIONS: usize = 64;
 
@@ -39,8 +48,24 @@ impl Request {
         Ok(match self.cmd.as_str() {
             "list" | "ls" => Cmd::List,
             "inspect" => Cmd::Inspect(target()?),
-            "stats" => Cmd::Stats,
+            "stats" => Cmd::Stats {
+                top: match self.args.get("top") {
+                    None | Some(Value::Null) => DEFAULT_TOP,
+                    Some(v) => v.as_u64().ok_or("`top` must be a count")? as usize,
+                },
+            },
             "watch" => Cmd::Watch,
+            "logs" => Cmd::Logs {
+                target: match self.args.get("target") {
+                    None | Some(Value::Null) => Target::All,
+                    Some(_) => target()?,
+                },
+                lines: match self.args.get("lines") {
+                    None | Some(Value::Null) => DEFAULT_LOG_LINES,
+                    Some(v) => v.as_u64().ok_or("`lines` must be a count")? as usize,
+                },
+                follow: self.args.get("follow").and_then(Value::as_bool) == Some(true),
+            },
             "restart" => Cmd::Restart(target()?),
             "stop" => Cmd::Stop(target()?),
             "start" => Cmd::Start(target()?),
@@ -63,6 +88,27 @@ impl Request {
                     "`send` needs args.message: a message object, as in {\"action\":\"x\"}",
                 )?;
                 Cmd::Send(serde_json::to_vec(msg).expect("a Value serializes"))
+            }
+            "request" => {
+                let msg = self.args.get("message").filter(|m| m.is_object()).ok_or(
+                    "`request` needs args.message: a message object, as in \
+                     {\"action\":\"x\",\"to\":\"agent\"}",
+                )?;
+                let mut msg = msg.clone();
+                if msg.get("requestId").is_none_or(Value::is_null) {
+                    msg["requestId"] = Value::from(self.id);
+                }
+                let timeout = match self.args.get("timeout_ms") {
+                    None | Some(Value::Null) => DEFAULT_REQUEST_TIMEOUT_MS,
+                    Some(v) => v
+                        .as_u64()
+                        .filter(|ms| *ms > 0)
+                        .ok_or("`timeout_ms` must be a number of ms above 0")?,
+                };
+                Cmd::Request {
+                    line: serde_json::to_vec(&msg).expect("a Value serializes"),
+                    timeout: std::time::Duration::from_millis(timeout),
+                }
             }
             "reload" => Cmd::Reload {
                 batch: match &self.args["batch"] {
@@ -88,8 +134,9 @@ impl Request {
             "shutdown" => Cmd::Shutdown,
             other => {
                 return Err(format!(
-                    "`{other}` is not a command; use list, inspect, stats, watch, restart, \
-                     stop, start, scale, kill, signal, send, reload or shutdown"
+                    "`{other}` is not a command; use list, inspect, stats, watch, logs, \
+                     restart, stop, start, scale, kill, signal, send, request, reload or \
+                     shutdown"
                 ));
             }
         })

@@ -4,14 +4,17 @@
 use super::auth::{Caller, Users};
 use super::protocol::{self, MAX_CONNECTIONS, MAX_REQUEST, Request};
 use super::socket::Bound;
-use super::{Answer, Call, Cmd};
+use super::{Answer, Call, Cmd, Target};
 use crate::master::lifecycle::Event;
+use crate::master::output::LogLine;
 use crate::protocol::codec::LineBuffer;
 use std::cell::Cell;
 use std::rc::Rc;
+use std::sync::Arc;
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::UnixStream;
+use tokio::sync::broadcast;
 use tokio::sync::broadcast::error::RecvError;
 use tokio::sync::mpsc::UnboundedSender;
 use tokio::sync::oneshot;
@@ -115,6 +118,11 @@ async fn connection(mut stream: UnixStream, users: &Users, events: &UnboundedSen
                     reload(&mut stream, req.id, rx).await;
                     return;
                 }
+                Reply::Answered(rx, timeout) => reply_line(req.id, rx, timeout).await,
+                Reply::Logs(lines, follow) => {
+                    logs(&mut stream, req.id, lines, follow).await;
+                    return;
+                }
             },
         };
         if stream.write_all(&reply).await.is_err() {
@@ -130,6 +138,11 @@ enum Reply {
         tokio::sync::broadcast::Receiver<std::sync::Arc<str>>,
     ),
     Reload(tokio::sync::mpsc::UnboundedReceiver<crate::master::ReloadEvent>),
+    Answered(oneshot::Receiver<crate::Message>, Duration),
+    Logs(
+        Vec<Arc<LogLine>>,
+        Option<(Target, broadcast::Receiver<Arc<LogLine>>)>,
+    ),
 }
 
 async fn answer(
@@ -162,6 +175,8 @@ async fn answer(
         Ok(Answer::Done(Err(e))) => Reply::Line(protocol::error_line(req.id, &e)),
         Ok(Answer::Watch { snapshot, events }) => Reply::Watch(snapshot, events),
         Ok(Answer::Reload(progress)) => Reply::Reload(progress),
+        Ok(Answer::Reply { reply, timeout }) => Reply::Answered(reply, timeout),
+        Ok(Answer::Logs { lines, follow }) => Reply::Logs(lines, follow),
         Err(_) => gone(),
     }
 }
@@ -261,4 +276,84 @@ async fn watch(
             return;
         }
     }
+}
+
+/// The answer to `request`: its reply, or why there is none. A reply the receiver (or the
+/// master) marked with `error` is a failure; the reply goes with it.
+async fn reply_line(id: u64, rx: oneshot::Receiver<crate::Message>, timeout: Duration) -> Vec<u8> {
+    match tokio::time::timeout(timeout, rx).await {
+        Err(_) => protocol::error_line(id, &format!("no reply within {} ms", timeout.as_millis())),
+        Ok(Err(_)) => protocol::error_line(id, "the master stopped before the reply came"),
+        Ok(Ok(reply)) => {
+            let json = serde_json::to_value(&reply).unwrap_or_default();
+            match &reply.error {
+                Some(e) => {
+                    let line = serde_json::json!({"id": id, "ok": false, "error": e,
+                                                  "reply": json});
+                    let mut out = serde_json::to_vec(&line).unwrap_or_default();
+                    out.push(b'\n');
+                    out
+                }
+                None => protocol::ok_line(id, json),
+            }
+        }
+    }
+}
+
+/// Streams the kept lines, then (following) each new line of the target until the client
+/// leaves or the master stops; not following, ends with a result line.
+async fn logs(
+    stream: &mut UnixStream,
+    id: u64,
+    lines: Vec<Arc<LogLine>>,
+    follow: Option<(Target, broadcast::Receiver<Arc<LogLine>>)>,
+) {
+    for l in &lines {
+        if stream.write_all(&log_event(id, l)).await.is_err() {
+            return;
+        }
+    }
+    let Some((target, mut rx)) = follow else {
+        let _ = stream
+            .write_all(&protocol::ok_line(
+                id,
+                serde_json::json!({"lines": lines.len()}),
+            ))
+            .await;
+        return;
+    };
+    let mut scratch = [0u8; 512];
+    loop {
+        let line = tokio::select! {
+            l = rx.recv() => match l {
+                Ok(l) if l.is_of(target) => log_event(id, &l),
+                Ok(_) => continue,
+                Err(RecvError::Lagged(missed)) => protocol::event_line(
+                    id,
+                    &format!("{{\"event\":\"lagged\",\"missed\":{missed}}}"),
+                ),
+                Err(RecvError::Closed) => {
+                    let _ = stream
+                        .write_all(&protocol::ok_line(id, "the master stopped".into()))
+                        .await;
+                    return;
+                }
+            },
+            // Whatever the client sends is ignored; its end of file ends the follow.
+            n = stream.read(&mut scratch) => match n {
+                Ok(0) | Err(_) => return,
+                Ok(_) => continue,
+            },
+        };
+        if stream.write_all(&line).await.is_err() {
+            return;
+        }
+    }
+}
+
+fn log_event(id: u64, l: &LogLine) -> Vec<u8> {
+    let ev = serde_json::json!({"event": "log", "role": l.role.as_str(), "slot": l.slot,
+                                "pid": l.pid, "stream": if l.stderr { "stderr" } else { "stdout" },
+                                "line": l.prefixed()});
+    protocol::event_line(id, &ev.to_string())
 }

@@ -198,6 +198,14 @@ impl MasterBuilder {
         self
     }
 
+    /// Where workers' stdout and stderr go (`--output`): inherited (the default), or read
+    /// by the master and written line by line with the worker's name in front, the last
+    /// lines kept for `clutch ctl logs`. The lines go to this process's stdout and stderr.
+    pub fn output(mut self, mode: crate::config::OutputMode) -> Self {
+        self.settings.output = mode;
+        self
+    }
+
     /// An extra environment variable for every worker.
     pub fn env(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
         self.settings.env.push((key.into(), value.into()));

@@ -73,7 +73,31 @@ impl Cluster {
         let result = match &cmd {
             Cmd::List => Ok(self.list()),
             Cmd::Inspect(t) => self.inspect(*t),
-            Cmd::Stats => Ok(self.stats()),
+            Cmd::Stats { top } => Ok(self.stats(*top)),
+            Cmd::Logs {
+                target,
+                lines,
+                follow,
+            } => match &self.output {
+                None => Err(NOT_CAPTURED.to_string()),
+                Some(output) => {
+                    let target = *target;
+                    let lines = output.last(*lines, |l| l.is_of(target));
+                    let follow = follow.then(|| (target, output.subscribe()));
+                    let _ = reply.send(Answer::Logs { lines, follow });
+                    return;
+                }
+            },
+            Cmd::Request { line, timeout } => {
+                let (tx, rx) = oneshot::channel();
+                self.audit(&caller, &describe(&cmd), &Ok(Value::Null));
+                self.messenger.request_from_handle(line, tx);
+                let _ = reply.send(Answer::Reply {
+                    reply: rx,
+                    timeout: *timeout,
+                });
+                return;
+            }
             Cmd::Watch => {
                 let _ = reply.send(Answer::Watch {
                     snapshot: self.list(),
@@ -515,9 +539,10 @@ impl Cluster {
         serde_json::to_value(sample).ok()
     }
 
-    fn stats(&self) -> Value {
+    fn stats(&self, top: usize) -> Value {
         use super::metrics::{DropReason, ExitReason, RestartReason};
         let m = self.messenger.metrics().snapshot();
+        let actions = self.messenger.metrics().actions(top);
         let by = |names: &mut dyn Iterator<Item = &'static str>, counts: &[u64]| {
             names
                 .zip(counts)
@@ -530,7 +555,15 @@ impl Cluster {
             "connections_handed_off": m.handed_off,
             "restarts": by(&mut RestartReason::ALL.iter().map(|r| r.as_str()), &m.restarts),
             "exits": by(&mut ExitReason::ALL.iter().map(|r| r.as_str()), &m.exits),
+            "messages_by_action": {
+                "top": actions.top.iter().map(|(a, n)| json!({"action": a, "count": n}))
+                    .collect::<Vec<_>>(),
+                "distinct": actions.distinct,
+                "other": actions.other,
+            },
             "log_lines_dropped": crate::log::dropped_lines(),
+            "output_chunks_dropped": self.output.as_ref()
+                .map(|_| crate::master::output::dropped_chunks()),
             "requests_in_flight": self.messenger.requests_in_flight(),
         })
     }
@@ -659,6 +692,11 @@ impl Cluster {
     }
 }
 
+/// What `ctl logs` says when the master does not read its workers' output.
+pub(crate) const NOT_CAPTURED: &str = "logs are not captured: this master's workers write \
+     to its own stdout and stderr (--output inherit); start it with `--output prefix` (or \
+     \"output\": \"prefix\" in its config file) for `clutch ctl logs`";
+
 fn in_progress(p: &Pending) -> String {
     format!(
         "`{}` asked by {} is still in progress ({} ms); wait for it, or watch it with \
@@ -689,8 +727,9 @@ fn describe(cmd: &Cmd) -> String {
                 None => format!("reload --batch {batch}"),
             }
         }
-        Cmd::Send(line) => format!(
-            "send {}",
+        Cmd::Send(line) | Cmd::Request { line, .. } => format!(
+            "{} {}",
+            cmd.name(),
             String::from_utf8_lossy(&line[..line.len().min(200)])
         ),
         other => other.name().to_string(),

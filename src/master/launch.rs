@@ -90,6 +90,7 @@ impl Cluster {
             port: self.plan.port.port(),
             listeners: &listeners,
             extra_env: &env,
+            capture: self.output.is_some(),
         };
         let max_line = s.max_message_size;
         let ready_timeout = s.ready_timeout;
@@ -150,12 +151,24 @@ impl Cluster {
             }
         });
         let registered = reader.is_some();
+        let pipes = match (spawned.output, &self.output) {
+            (Some((stdout, stderr)), Some(output)) => {
+                self.prune_logs();
+                Some(owner::Pipes {
+                    stdout,
+                    stderr,
+                    output: output.clone(),
+                })
+            }
+            _ => None,
+        };
         spawn_local(owner::own(
             spawned.child,
             worker,
             name,
             orders,
             reader,
+            pipes,
             self.guard.clone(),
             self.events.clone(),
         ));
@@ -193,6 +206,17 @@ impl Cluster {
             let _ = self.events.send(Event::ChannelClosed {
                 worker: Some(worker),
                 closed: tasks::Closed::Eof,
+            });
+        }
+    }
+
+    /// Forgets the kept output of slots that were scaled away.
+    pub(super) fn prune_logs(&self) {
+        if let Some(output) = &self.output {
+            output.retain_slots(|id| {
+                self.core
+                    .slots()
+                    .any(|s| s.id == id && s.goal != crate::master::core::Goal::Removed)
             });
         }
     }

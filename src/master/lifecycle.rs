@@ -135,6 +135,8 @@ pub(super) struct Cluster {
     pub(super) control: crate::master::control_handler::ControlState,
     /// Reload counts and durations, for `/metrics`.
     reloads: Rc<crate::http::Reloads>,
+    /// Workers' output, with `--output prefix`.
+    pub(super) output: Option<Rc<crate::master::output::Output>>,
 }
 
 /// Runs a cluster until it has stopped. `Ok` after a requested stop, `Err` when it could not
@@ -153,6 +155,7 @@ pub async fn run(
         crate::master::signals::listen_for_signals(&events)?;
     }
     let settings = core.settings();
+    let output = (settings.output == crate::config::OutputMode::Prefix).then(Rc::default);
     let (handoff, accept_task) = match &mut plan.port {
         PortPlan::Sticky { listener, .. } => {
             let dialect = settings
@@ -226,6 +229,7 @@ pub async fn run(
         liveness: Liveness::default(),
         control: Default::default(),
         reloads,
+        output,
     };
     c.arm_liveness();
     c.input(Input::Start);
@@ -308,6 +312,7 @@ impl Cluster {
                 }
                 self.messenger.registry().remove(worker);
                 self.messenger.gone(worker);
+                self.prune_logs();
                 if let Some(h) = &self.handoff {
                     h.gone(worker);
                 }

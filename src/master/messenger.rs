@@ -246,6 +246,7 @@ impl Messenger {
                 )),
             };
         }
+        self.metrics.action(action);
         let to = match header.to.as_deref() {
             None => None,
             Some(t) => match Endpoint::parse(t) {
@@ -511,6 +512,7 @@ impl Messenger {
         if src.worker.is_some_and(|w| action == w.role.ready_action()) {
             return Outcome::Ready;
         }
+        self.metrics.action(&action);
         let mut msg = Message::new(action.clone(), serde_json::Value::String(action));
         msg.from = Some(src.endpoint);
         let mut line = Vec::new();

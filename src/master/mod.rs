@@ -16,6 +16,7 @@ pub mod metrics;
 pub mod monitor;
 pub mod names;
 pub(crate) mod orphans;
+pub mod output;
 pub(crate) mod owner;
 pub(crate) mod readiness;
 pub(crate) mod registry;

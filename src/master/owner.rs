@@ -10,10 +10,12 @@
 //! recycled process group: after the reap there is nobody left to send one.
 
 use crate::master::lifecycle::Event;
+use crate::master::output::{self, Output, Writer};
 use crate::master::worker::{WorkerId, WorkerName};
 use crate::sys::guard::Guard;
 use crate::sys::process::{Exit, Signal, signal_group};
 use std::cell::RefCell;
+use std::os::fd::OwnedFd;
 use std::rc::Rc;
 use std::time::Duration;
 use tokio::sync::mpsc;
@@ -44,18 +46,29 @@ pub struct Reader {
     pub done: oneshot::Receiver<()>,
 }
 
+/// The read ends of a child's stdout and stderr (`--output prefix`), and where their lines
+/// go. The owner reads them with tasks of its own, and ends those after the child.
+pub struct Pipes {
+    pub stdout: OwnedFd,
+    pub stderr: OwnedFd,
+    pub output: Rc<Output>,
+}
+
 /// Owns `child` until it is reaped. `orders` closing changes nothing: the child is still
 /// waited for.
+#[allow(clippy::too_many_arguments)] // one owner per child holds everything of it
 pub async fn own(
     mut child: std::process::Child,
     worker: WorkerId,
     name: WorkerName,
     mut orders: mpsc::UnboundedReceiver<Order>,
     reader: Option<Reader>,
+    pipes: Option<Pipes>,
     guard: Rc<RefCell<Guard>>,
     events: mpsc::UnboundedSender<Event>,
 ) {
     let pid = name.pid;
+    let pipe_readers = pipes.map(|p| read_pipes(p, name)).unwrap_or_default();
     let exited = crate::sys::pidfd::exited(pid);
     tokio::pin!(exited);
     let mut kill_at: Option<(Instant, Duration)> = None;
@@ -119,9 +132,42 @@ pub async fn own(
         }
     };
     guard.borrow_mut().forget(pid);
+    let drained = Instant::now() + DRAIN_AFTER_EXIT;
     if let Some(reader) = reader {
-        let _ = tokio::time::timeout(DRAIN_AFTER_EXIT, reader.done).await;
+        let _ = tokio::time::timeout_at(drained, reader.done).await;
         reader.abort.abort();
     }
+    // What it printed last is read too, within the same half second; a grandchild (out of
+    // its group) that keeps a pipe open must not keep its reader alive.
+    for r in pipe_readers {
+        let abort = r.abort_handle();
+        let _ = tokio::time::timeout_at(drained, r).await;
+        abort.abort();
+    }
     let _ = events.send(Event::Exited { worker, exit });
+}
+
+/// Starts a reader per pipe; a pipe that cannot be registered is closed (the child then
+/// gets EPIPE or SIGPIPE writing to it) and said so.
+fn read_pipes(p: Pipes, name: WorkerName) -> Vec<tokio::task::JoinHandle<()>> {
+    let mut tasks = Vec::new();
+    for (fd, stderr) in [(p.stdout, false), (p.stderr, true)] {
+        match tokio::net::unix::pipe::Receiver::from_owned_fd(fd) {
+            Ok(pipe) => {
+                let who = Writer {
+                    role: name.role,
+                    slot: name.id,
+                    pid: name.pid,
+                    stderr,
+                };
+                tasks.push(tokio::task::spawn_local(output::read(
+                    pipe,
+                    who,
+                    p.output.clone(),
+                )));
+            }
+            Err(e) => tracing::error!("cannot read {name}'s output: {e}"),
+        }
+    }
+    tasks
 }

@@ -60,6 +60,9 @@ pub struct SpawnSpec<'a> {
     pub listeners: &'a [(&'a OwnedFd, &'a str)],
     /// Extra variables (such as `NOTIFY_SOCKET`).
     pub extra_env: &'a [(String, String)],
+    /// stdout and stderr go to pipes the master reads (`--output prefix`), instead of the
+    /// master's own.
+    pub capture: bool,
 }
 
 /// A started child: the process and the master's end of its channel.
@@ -69,6 +72,8 @@ pub struct Spawned {
     pub child: std::process::Child,
     pub pid: u32,
     pub channel: UnixStream,
+    /// With `capture`: the read ends of its stdout and stderr.
+    pub output: Option<(OwnedFd, OwnedFd)>,
 }
 
 /// Forks and execs one worker in its own process group.
@@ -119,6 +124,9 @@ pub fn spawn(spec: &SpawnSpec<'_>) -> io::Result<Spawned> {
     let plan = ExecPlan::new(&program, spec.command, &env, !spec.listeners.is_empty())?;
 
     let mut cmd = std::process::Command::new(&program);
+    if spec.capture {
+        cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
+    }
     cmd.stdin(Stdio::null())
         .process_group(0)
         .fd_mappings(mappings)
@@ -134,13 +142,18 @@ pub fn spawn(spec: &SpawnSpec<'_>) -> io::Result<Spawned> {
         });
         cmd.pre_exec(move || plan.exec());
     }
-    let child = cmd.spawn()?;
+    let mut child = cmd.spawn()?;
     let pid = child.id();
     ours.set_nonblocking(true)?;
+    let output = match (child.stdout.take(), child.stderr.take()) {
+        (Some(out), Some(err)) => Some((OwnedFd::from(out), OwnedFd::from(err))),
+        _ => None,
+    };
     Ok(Spawned {
         child,
         pid,
         channel: ours,
+        output,
     })
 }
 

@@ -22,6 +22,16 @@ pub fn start(apps: usize, flags: &[&str]) -> CtlCluster {
 
 /// As [`start`], with `app_args` for the app fixture.
 pub fn start_with_app(apps: usize, flags: &[&str], app_args: &[&str]) -> CtlCluster {
+    start_full(apps, flags, app_args, None)
+}
+
+/// As [`start_with_app`], with the master's stdout on `stdout` (not collected) when given.
+pub fn start_full(
+    apps: usize,
+    flags: &[&str],
+    app_args: &[&str],
+    stdout: Option<std::os::fd::OwnedFd>,
+) -> CtlCluster {
     let dir = tempfile::tempdir().unwrap();
     let socket = dir.path().join("ctl.sock");
     let agent = fixture().to_string();
@@ -32,7 +42,10 @@ pub fn start_with_app(apps: usize, flags: &[&str], app_args: &[&str]) -> CtlClus
     args.extend_from_slice(flags);
     args.extend(["--", fixture()]);
     args.extend_from_slice(app_args);
-    let clutch = Clutch::spawn(clutch_start(&args));
+    let clutch = match stdout {
+        None => Clutch::spawn(clutch_start(&args)),
+        Some(fd) => Clutch::spawn_with_stdout(clutch_start(&args), fd),
+    };
     let c = CtlCluster {
         clutch,
         socket,

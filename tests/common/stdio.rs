@@ -33,6 +33,30 @@ pub fn pipe_capacity(fd: &OwnedFd) -> usize {
 }
 
 impl Clutch {
+    /// Like [`Clutch::spawn`], with clutch's stdout on `stdout` (nothing of it is
+    /// collected).
+    pub fn spawn_with_stdout(mut cmd: std::process::Command, stdout: OwnedFd) -> Clutch {
+        use std::process::Stdio;
+        let mut child = cmd
+            .stdin(Stdio::null())
+            .stdout(Stdio::from(stdout))
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        drop(cmd);
+        let stderr = Collected::from_pipe(child.stderr.take().unwrap());
+        let stdout = Collected::default();
+        stdout.0.lock().unwrap().closed = true;
+        Clutch {
+            process: CliProcess(child),
+            stdout,
+            stderr,
+            parent: None,
+            seen: Vec::new(),
+            unmatched: std::collections::VecDeque::new(),
+        }
+    }
+
     /// Like [`Clutch::spawn_with_parent`], with clutch's stderr on `stderr` (nothing of it
     /// is collected).
     pub fn spawn_with_parent_and_stderr(mut cmd: std::process::Command, stderr: OwnedFd) -> Clutch {
