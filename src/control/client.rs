@@ -336,6 +336,8 @@ fn changes(event: &Value) -> impl Iterator<Item = &str> {
         .into_iter()
         .flatten()
         .filter_map(|c| c["text"].as_str())
+}
+
 /// The message `send` and `request` route.
 fn message(
     to: &Option<String>,
