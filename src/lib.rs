@@ -49,7 +49,9 @@
 //!   `WorkerId`, so an old and a new worker of one slot are apart.
 //! - **One metrics object** ([`master::metrics`]) that the Messenger, the readers, the
 //!   handoff and the core count into: routed and dropped lines, handoffs, restarts and
-//!   exits by reason.
+//!   exits by reason, and messages per action (at most 256 actions by name, the rest as
+//!   `other`; the action counted last is compared first, so a run of one action costs no
+//!   hash).
 //! - **Rolling reload and recycling** are core transitions too (`master/reload.rs`,
 //!   `master/recycle.rs`): the generation goes up and slots are replaced a batch at a time,
 //!   a new worker first; a failing new worker aborts the reload. A reload may bring new
@@ -88,6 +90,11 @@
 //!   subreaper (`--subreaper`), `master::orphans` reaps processes re-parented to the
 //!   master: it lists the master's children and waits by pid only for those the guard does
 //!   not know as its own, so each worker's exit status still reaches its owner task.
+//! - **Worker output** ([`master::output`], `--output prefix`): the owner task also starts
+//!   the readers of the child's stdout and stderr pipes and ends them with the channel
+//!   reader after the exit; each line goes, prefixed with the worker's name, to a writer
+//!   thread that drops rather than blocks, and into the slot's bounded ring for
+//!   `clutch ctl logs`.
 //! - Per child: the master holds one end of a `socketpair`; the child inherits the other at
 //!   `CLUTCH_CHANNEL_FD` (also `NODE_CHANNEL_FD`, so Node's `process.send` works as is).
 //! - With `--port`, the master binds the port before any worker starts ([`listen`]):
@@ -158,6 +165,9 @@
 //!   fail at startup exit with code 0, so `--restart on-failure` never restarts them.
 //! - Spawning forks from the master's thread; the child makes only async-signal-safe calls
 //!   before exec, with argv and envp built before fork.
+//! - With `--output prefix`, worker output the master's stdout or stderr does not take at
+//!   once is dropped (counted per chunk of up to 64 KiB), and a worker flooding its output
+//!   takes the master thread's time to read it.
 
 pub mod channel;
 pub mod config;
