@@ -438,6 +438,7 @@ impl Cluster {
                 "workers": info.workers,
                 "port": info.port,
                 "sticky": info.sticky,
+                "sticky_mode": info.sticky_mode,
                 "uptime_ms": ms(self.control.started.elapsed()),
             },
             "workers": rows,

@@ -35,8 +35,17 @@ impl Cluster {
                 .expect("an agent slot has a command"),
             Role::App => self.plan.app.clone(),
         };
+        if let (Some(steered), Role::App) = (&mut self.steered, role) {
+            steered.prepare(slot);
+        }
         let listeners: Vec<(&OwnedFd, &str)> = match (&self.plan.port, role) {
             (PortPlan::Shared { fd, .. }, Role::App) => vec![(fd, "clutch")],
+            (PortPlan::Steered { .. }, Role::App) => self
+                .steered
+                .as_ref()
+                .and_then(|s| s.socket(slot))
+                .map(|fd| vec![(fd, "clutch")])
+                .unwrap_or_default(),
             _ => Vec::new(),
         };
         let mode = match role {
