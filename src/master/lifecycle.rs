@@ -333,6 +333,8 @@ impl Cluster {
                 }
             }
             Effect::ClusterReady(info) => {
+                // Steered as the ready workers say before anyone hears it is ready.
+                self.sync_steering();
                 let _ = self.published.state.send(State::Ready(info));
             }
             Effect::Publish => {

@@ -24,7 +24,8 @@ use tokio::task::{JoinHandle, spawn_local};
 /// The master draining one down slot's socket.
 struct Drain {
     task: JoinHandle<()>,
-    /// `O_NONBLOCK` before the master set it (the flag is shared with the workers' copies).
+    /// `O_NONBLOCK` before the master set it to drain: the flag belongs to the open file,
+    /// shared with the workers' copies, so it is put back as their last worker left it.
     was_nonblocking: bool,
 }
 
@@ -35,6 +36,10 @@ pub struct Steered {
     /// Workers that take connections, and their slot.
     accepting: HashMap<WorkerId, u32>,
     drains: BTreeMap<u32, Drain>,
+    /// Slots that have had a live worker. Only those are drained when down: at the start a
+    /// slot's queue waits for its own first worker, and its socket's `O_NONBLOCK` is left
+    /// as that worker sets it.
+    served: BTreeSet<u32>,
     /// The cluster is stopping: no more draining.
     closed: bool,
 }
@@ -47,6 +52,7 @@ impl Steered {
             handoff,
             accepting: HashMap::new(),
             drains: BTreeMap::new(),
+            served: BTreeSet::new(),
             closed: false,
         }
     }
@@ -67,6 +73,7 @@ impl Steered {
     /// `worker` of `slot` takes connections.
     pub fn accepting(&mut self, worker: WorkerId, slot: u32) {
         self.accepting.insert(worker, slot);
+        self.served.insert(slot);
     }
 
     /// `worker` takes no more connections.
@@ -106,7 +113,9 @@ impl Steered {
         let drain: Vec<u32> = if self.closed || live.is_empty() {
             Vec::new()
         } else {
-            (1..=self.group.len() as u32)
+            self.served
+                .iter()
+                .copied()
                 .filter(|s| !live.contains(s))
                 .collect()
         };
