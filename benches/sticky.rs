@@ -31,9 +31,9 @@
 //! in clock ticks (usually 10 ms); the tick count is printed beside each per-connection
 //! figure so its resolution shows.
 
-mod common;
 #[path = "sticky/affinity.rs"]
 mod affinity;
+mod common;
 
 use socket2::{Domain, Protocol, SockAddr, Socket, Type};
 use std::io::{BufRead, BufReader, Read, Write};

@@ -37,6 +37,9 @@ pub struct SocketGroup {
     order: Vec<u32>,
     /// The bucket → position table of the program attached last.
     attached: Option<Vec<u32>>,
+    /// The live slots and the order it was compiled for (the table is not computed again
+    /// while they stay the same).
+    steered_for: (Vec<u32>, Vec<u32>),
 }
 
 impl SocketGroup {
@@ -55,6 +58,7 @@ impl SocketGroup {
             sockets: Vec::new(),
             order: Vec::new(),
             attached: None,
+            steered_for: (Vec::new(), Vec::new()),
         };
         group.grow(slots)?;
         Ok(group)
@@ -131,6 +135,10 @@ impl SocketGroup {
     /// slots when none is live), unless the one attached already does exactly that.
     /// Returns whether it attached.
     pub fn steer(&mut self, live: &[u32]) -> io::Result<bool> {
+        if self.attached.is_some() && self.steered_for.0 == live && self.steered_for.1 == self.order
+        {
+            return Ok(false);
+        }
         let present: Vec<u32> = live
             .iter()
             .copied()
@@ -150,12 +158,14 @@ impl SocketGroup {
             .collect();
         debug_assert_eq!(index.len(), BUCKETS);
         if self.attached.as_ref() == Some(&index) {
+            self.steered_for = (live.to_vec(), self.order.clone());
             return Ok(false);
         }
         let program = steering::compile(&index);
         let first = &self.sockets[self.order[0] as usize - 1];
         reuseport::attach_cbpf(first.as_fd(), &program)?;
         self.attached = Some(index);
+        self.steered_for = (live.to_vec(), self.order.clone());
         Ok(true)
     }
 }

@@ -10,9 +10,10 @@
 //! bucket → index table. [`bucket`] is the same computation, so the master (and a test)
 //! knows where the kernel sends each client.
 //!
-//! Which slot owns a bucket is a rendezvous hash of the bucket and the slot id
-//! ([`table`]): taking a slot away moves only its buckets, spread over the others, and
-//! adding one moves only the buckets it wins (about 1/n of them).
+//! Which slot owns a bucket is [`table`]: an even share each (256/n, ±1), built so that
+//! scaling from n−1 to n slots moves exactly the buckets the new slot takes, and a slot
+//! that is down has its buckets spread over the live ones by a rendezvous hash, so only
+//! its clients move.
 //!
 //! Hand-written because no crate compiles cBPF for `SO_ATTACH_REUSEPORT_CBPF`: `socket2`
 //! only attaches socket filters, and an eBPF toolchain would need privileges this needs not.
@@ -86,25 +87,57 @@ pub fn bucket(client: IpAddr) -> usize {
     (h as usize) & (BUCKETS - 1)
 }
 
-/// Which of `slots` (slot ids) owns each bucket: for each bucket, the slot with the highest
-/// rendezvous score. Empty `slots` gives an empty table.
-pub fn table(slots: &[u32]) -> Vec<u32> {
-    if slots.is_empty() {
+/// Which slot owns each bucket while the `live` slots (ids) take connections; empty when
+/// none does.
+///
+/// The base table for slots 1..=n is built one slot at a time: slot k takes 256/k buckets,
+/// one by one from whichever slot holds the most, each time the bucket of that slot it
+/// scores highest with. So every slot holds 256/n buckets (±1), and scaling from n−1 to n
+/// moves exactly the buckets the new slot takes. `live` picks n (its highest id); the
+/// buckets of slots below n that are not live go, each on its own, to the live slot with
+/// the highest rendezvous score: only their clients move, spread over the others.
+pub fn table(live: &[u32]) -> Vec<u32> {
+    let Some(&highest) = live.iter().max() else {
         return Vec::new();
-    }
-    (0..BUCKETS as u32)
-        .map(|b| {
-            let mut best = (0u64, slots[0]);
-            for &s in slots {
-                let score = score(b, s);
-                // Strictly greater, the lower slot id first on a tie: no input but these.
-                if score > best.0 || (score == best.0 && s < best.1) {
-                    best = (score, s);
-                }
+    };
+    let mut owners = base(highest);
+    for (b, owner) in owners.iter_mut().enumerate() {
+        if live.contains(owner) {
+            continue;
+        }
+        let mut best = (0u64, u32::MAX);
+        for &s in live {
+            let sc = score(b as u32, s);
+            // Strictly greater, the lower slot id first on a tie: no input but these.
+            if best.1 == u32::MAX || sc > best.0 || (sc == best.0 && s < best.1) {
+                best = (sc, s);
             }
-            best.1
-        })
-        .collect()
+        }
+        *owner = best.1;
+    }
+    owners
+}
+
+/// The balanced table of slots 1..=n (see [`table`]).
+fn base(n: u32) -> Vec<u32> {
+    let mut owners = vec![1u32; BUCKETS];
+    let mut held = vec![0usize; n as usize + 1];
+    held[1] = BUCKETS;
+    for k in 2..=n {
+        for _ in 0..BUCKETS / k as usize {
+            // The fullest slot, the lowest id on a tie.
+            let from = (1..k).max_by_key(|&s| (held[s as usize], std::cmp::Reverse(s)));
+            let Some(from) = from else { break };
+            let bucket = (0..BUCKETS)
+                .filter(|&b| owners[b] == from)
+                .max_by_key(|&b| score(b as u32, k))
+                .expect("the fullest slot holds a bucket");
+            owners[bucket] = k;
+            held[from as usize] -= 1;
+            held[k as usize] += 1;
+        }
+    }
+    owners
 }
 
 fn score(bucket: u32, slot: u32) -> u64 {
@@ -306,8 +339,30 @@ mod tests {
         let t = table(&[1, 2, 3, 4]);
         for s in 1..=4 {
             let n = t.iter().filter(|&&x| x == s).count();
-            assert!((40..=90).contains(&n), "slot {s} owns {n} buckets");
+            assert_eq!(n, 64, "slot {s} owns {n} buckets");
         }
+    }
+
+    #[test]
+    fn every_slot_holds_an_even_share() {
+        for n in 1..=9u32 {
+            let slots: Vec<u32> = (1..=n).collect();
+            let t = table(&slots);
+            for s in 1..=n {
+                let held = t.iter().filter(|&&x| x == s).count();
+                assert!(
+                    held == BUCKETS / n as usize || held == BUCKETS / n as usize + 1,
+                    "slot {s} of {n} holds {held}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn the_last_slot_down_gives_back_exactly_what_it_took() {
+        let four = table(&[1, 2, 3, 4]);
+        let three = table(&[1, 2, 3]);
+        assert!((0..BUCKETS).all(|b| four[b] == three[b] || four[b] == 4));
     }
 
     #[test]
@@ -323,6 +378,13 @@ mod tests {
         let five = table(&[1, 2, 3, 4, 5]);
         let moved = (0..BUCKETS).filter(|&b| four[b] != five[b]).count();
         assert!((0..BUCKETS).all(|b| four[b] == five[b] || five[b] == 5));
-        assert!((20..=80).contains(&moved), "{moved} buckets moved");
+        assert_eq!(moved, BUCKETS / 5, "{moved} buckets moved");
+        // Slot 2 down spreads its buckets over all three others.
+        for s in [1, 3, 4] {
+            let got = (0..BUCKETS)
+                .filter(|&b| four[b] == 2 && without_2[b] == s)
+                .count();
+            assert!(got >= 10, "slot {s} took {got} of slot 2's buckets");
+        }
     }
 }
