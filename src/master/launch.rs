@@ -72,6 +72,9 @@ impl Cluster {
         if matches!(self.plan.port, PortPlan::ReusePort { .. }) {
             env.push(("CLUTCH_REUSEPORT".into(), "1".into()));
         }
+        if matches!(self.plan.port, PortPlan::Steered { .. }) && role == Role::App {
+            env.push(("CLUTCH_STICKY".into(), "kernel".into()));
+        }
         env.push(("CLUTCH_GENERATION".into(), generation.to_string()));
         if let Some(t) = s.heartbeat_timeout {
             // Three heartbeats per timeout: one lost to a slow moment is not a death.

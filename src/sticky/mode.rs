@@ -4,9 +4,12 @@
 //! The automatic choice never sends connections to a worker that cannot take them: kernel
 //! steering needs workers that accept on their inherited socket (fd 3, `LISTEN_FDS`): Rust
 //! library workers and wrapped binaries. Workers written for egg-cluster's sticky mode
-//! (`--egg`, `--node-sticky-message`) and Node workers take handed-over handles on their
-//! IPC channel instead, and a PROXY header (`--proxy-protocol`) is not in the SYN the
-//! kernel steers by: those keep the master handoff.
+//! (`--egg`, `--node-sticky-message`, and any Node worker may be one: it takes handed-over
+//! handles on its IPC channel and never listens on the port) keep the master handoff, and
+//! so does `--proxy-protocol` (the PROXY header is not in the SYN the kernel steers by).
+//! `--sticky-mode kernel` steers Node servers that call `listen(PORT)`: the listen preload
+//! gives them their slot's socket and also takes the connections the master drains from a
+//! down slot.
 
 use crate::config::{ConfigError, Dialect, ListenMode, Settings, StickyMode};
 use crate::sticky::group::SocketGroup;
@@ -27,8 +30,9 @@ pub fn resolve(settings: &Settings) -> (StickyMode, &'static str) {
         StickyMode::Auto => match settings.app_dialect.resolve(app(settings)) {
             Dialect::Node => (
                 StickyMode::Handoff,
-                "Node workers take handed-over handles (--sticky-mode kernel steers Node \
-                 servers that listen through the preload)",
+                "Node workers may take handed-over handles only, as egg-cluster's sticky \
+                 workers do; --sticky-mode kernel steers Node servers that listen(PORT) \
+                 through the listen preload",
             ),
             _ => (
                 StickyMode::Kernel,
@@ -128,9 +132,18 @@ mod tests {
     }
 
     #[test]
-    fn auto_hands_over_to_node_and_egg_workers_and_with_proxy_headers() {
+    fn auto_hands_over_to_node_workers_and_kernel_steers_them_when_asked() {
         let node = sticky(|s| s.app = Some(vec!["node".into(), "app.js".into()]));
         assert_eq!(resolve(&node).0, StickyMode::Handoff);
+        let asked = sticky(|s| {
+            s.app = Some(vec!["node".into(), "app.js".into()]);
+            s.sticky_mode = StickyMode::Kernel;
+        });
+        assert_eq!(resolve(&asked).0, StickyMode::Kernel);
+    }
+
+    #[test]
+    fn auto_hands_over_to_egg_workers_and_with_proxy_headers() {
         let egg = sticky(|s| s.egg = true);
         assert_eq!(resolve(&egg).0, StickyMode::Handoff);
         let proxy = sticky(|s| s.proxy_protocol = true);
