@@ -46,4 +46,9 @@ fn sticky_kernel_mode_keeps_each_client_on_its_worker_without_the_master() {
     }
     let stats = c.ctl_json(&["stats", "--json"]);
     assert_eq!(stats["connections_handed_off"], 0, "{stats}");
+    let inspect = c.ctl_json(&["inspect", "2"]);
+    let sticky = &inspect["slot"]["sticky"];
+    assert_eq!(sticky["mode"], "kernel-steered", "{inspect}");
+    assert_eq!(sticky["live"], true, "{inspect}");
+    assert_eq!(sticky["buckets"], 64, "{inspect}");
 }

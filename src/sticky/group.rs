@@ -89,6 +89,13 @@ impl SocketGroup {
         &self.order
     }
 
+    /// How many buckets the attached program sends to the socket at `position`.
+    pub fn buckets_at(&self, position: usize) -> usize {
+        self.attached
+            .as_ref()
+            .map_or(0, |t| t.iter().filter(|&&i| i as usize == position).count())
+    }
+
     /// Makes sockets for slots up to `slots`; each new one listens, so it joins the group at
     /// the end and takes no connection until a program that names it is attached.
     pub fn grow(&mut self, slots: usize) -> io::Result<()> {

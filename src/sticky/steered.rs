@@ -92,6 +92,15 @@ impl Steered {
         self.accepting.values().copied().collect()
     }
 
+    /// For `ctl inspect`: whether `slot` takes connections, its socket's position in the
+    /// kernel's group, and how many of the 256 buckets the attached program sends it.
+    pub fn slot_view(&self, slot: u32) -> (bool, Option<usize>, usize) {
+        let live = self.accepting.values().any(|&s| s == slot);
+        let position = self.group.order().iter().position(|&s| s == slot);
+        let buckets = position.map_or(0, |p| self.group.buckets_at(p));
+        (live, position, buckets)
+    }
+
     /// Brings the program and the drains in line with the live slots and the group.
     pub fn sync(&mut self) {
         let left = self.group.check_members();
