@@ -1,23 +1,30 @@
 //! `cargo bench --bench sticky`: what the sticky master costs, beside workers that accept
 //! for themselves.
 //!
-//! The same cluster twice: `clutch start -w 2 --no-agent -p 0 --host 127.0.0.1` running the
-//! demo HTTP worker (`clutch demo-worker`), once with `--reuseport` (each worker accepts on
-//! its own SO_REUSEPORT socket; the kernel spreads connections: the direct ceiling) and once
-//! with `--sticky` (the master accepts every connection and hands it to a worker over its
-//! channel with SCM_RIGHTS).
+//! The same cluster three ways: `clutch start -w 2 --no-agent -p 0 --host 127.0.0.1` running
+//! the demo HTTP worker (`clutch demo-worker`), with `--reuseport` (each worker accepts on
+//! its own SO_REUSEPORT socket; the kernel spreads connections: the direct ceiling), with
+//! `--sticky --sticky-mode kernel` (a socket per worker, a BPF program in the kernel picks
+//! it by client address: the master does nothing per connection) and with `--sticky
+//! --sticky-mode handoff` (the master accepts every connection and hands it to a worker over
+//! its channel with SCM_RIGHTS).
 //!
 //! 1. New connections per second: client threads in this process loop on a fresh TCP
 //!    connection per request (connect, `GET /`, read the whole response, close with
-//!    SO_LINGER 0 so no TIME_WAIT piles up). Sources rotate over 127.0.0.2..=127.0.0.250,
-//!    so the sticky hash spreads them over both workers.
+//!    SO_LINGER 0 so no TIME_WAIT piles up). Sources rotate over 1,024 addresses spread
+//!    over 127/8, so the sticky hashes spread them over both workers.
 //! 2. CPU per connection: utime + stime from `/proc/<pid>/stat` of the master, of its
 //!    workers and of this process, sampled around the measured interval; beside it, how
 //!    busy the rest of the box was (`/proc/stat`), since that load skews the rates.
 //!
-//! Each mode runs twice (direct, sticky, sticky, direct: 1 s warm-up, 4 s measured, a
-//! fresh cluster each time); the totals pool both. `STICKY_BENCH_CLIENTS=N` changes the
-//! number of client threads.
+//! Each mode runs twice (direct, kernel, handoff, handoff, kernel, direct: 1 s warm-up, 4 s
+//! measured, a fresh cluster each time); the totals pool both. `STICKY_BENCH_CLIENTS=N`
+//! changes the number of client threads.
+//!
+//! 3. Affinity stability (kernel steering, 4 demo workers run by the library's `Master`):
+//!    which worker each of 1,024 client addresses reaches, before and after slot 2 stops,
+//!    after it starts again, and after scaling to 5; the fraction of clients that changed
+//!    worker each time.
 //!
 //! 3. Node workers (when `node` is on PATH): the sticky master in Node's handle dialect
 //!    (`NODE_HANDLE`, one in flight, `NODE_HANDLE_ACK`), with
@@ -30,6 +37,8 @@
 //! in clock ticks (usually 10 ms); the tick count is printed beside each per-connection
 //! figure so its resolution shows.
 
+#[path = "sticky/affinity.rs"]
+mod affinity;
 mod common;
 
 use socket2::{Domain, Protocol, SockAddr, Socket, Type};
@@ -45,7 +54,14 @@ use std::time::{Duration, Instant};
 const WARMUP: Duration = Duration::from_secs(1);
 const MEASURE: Duration = Duration::from_secs(4);
 /// Each mode twice, in an order that cancels a steady drift of the box's other load.
-const ORDER: [Mode; 4] = [Mode::Direct, Mode::Sticky, Mode::Sticky, Mode::Direct];
+const ORDER: [Mode; 6] = [
+    Mode::Direct,
+    Mode::Kernel,
+    Mode::Handoff,
+    Mode::Handoff,
+    Mode::Kernel,
+    Mode::Direct,
+];
 /// Client threads; `STICKY_BENCH_CLIENTS` overrides it.
 const CLIENTS: usize = 4;
 const WORKERS: usize = 2;
@@ -53,9 +69,8 @@ const READY_DEADLINE: Duration = Duration::from_secs(20);
 const STOP_DEADLINE: Duration = Duration::from_secs(10);
 const IO_TIMEOUT: Duration = Duration::from_secs(5);
 const REQUEST: &[u8] = b"GET / HTTP/1.1\r\nHost: x\r\n\r\n";
-/// Client sources 127.0.0.FIRST_SOURCE ..= 127.0.0.LAST_SOURCE.
-const FIRST_SOURCE: u8 = 2;
-const LAST_SOURCE: u8 = 250;
+/// Client source addresses, spread over 127/8 by [`source`].
+const SOURCES: usize = 1024;
 
 const WARMING: u8 = 0;
 const MEASURING: u8 = 1;
@@ -64,26 +79,36 @@ const STOPPED: u8 = 2;
 #[derive(Clone, Copy)]
 enum Mode {
     Direct,
-    Sticky,
-    /// `--sticky` with Node workers: the master speaks Node's handle dialect.
-    StickyNode,
+    Kernel,
+    Handoff,
+    /// `--sticky` (master handoff) with Node workers: the master speaks Node's handle
+    /// dialect.
+    HandoffNode,
 }
 
 impl Mode {
-    fn flag(self) -> &'static str {
+    fn flags(self) -> &'static [&'static str] {
         match self {
-            Mode::Direct => "--reuseport",
-            Mode::Sticky | Mode::StickyNode => "--sticky",
+            Mode::Direct => &["--reuseport"],
+            Mode::Kernel => &["--sticky", "--sticky-mode", "kernel"],
+            Mode::Handoff | Mode::HandoffNode => &["--sticky", "--sticky-mode", "handoff"],
         }
     }
 
     fn name(self) -> &'static str {
         match self {
             Mode::Direct => "direct (reuseport)",
-            Mode::Sticky => "sticky",
-            Mode::StickyNode => "sticky, Node workers",
+            Mode::Kernel => "sticky, kernel-steered",
+            Mode::Handoff => "sticky, master handoff",
+            Mode::HandoffNode => "sticky, master handoff, Node workers",
         }
     }
+}
+
+/// The `i`-th client address: 127.a.b.c, spread over 127/8 (never .0 nor .255).
+fn source(i: usize) -> Ipv4Addr {
+    let n = (i as u32).wrapping_mul(2_654_435_761);
+    Ipv4Addr::new(127, (n >> 24) as u8, (n >> 16) as u8, (n % 250) as u8 + 2)
 }
 
 fn main() {
@@ -113,23 +138,25 @@ fn main() {
         ORDER.to_vec()
     };
     if node {
-        order.extend([Mode::StickyNode, Mode::StickyNode]);
+        order.extend([Mode::HandoffNode, Mode::HandoffNode]);
     }
     let mut direct = Vec::new();
-    let mut sticky = Vec::new();
-    let mut sticky_node = Vec::new();
+    let mut kernel = Vec::new();
+    let mut handoff = Vec::new();
+    let mut handoff_node = Vec::new();
     for (round, mode) in order.into_iter().enumerate() {
         let f = run(round + 1, mode, clients);
         match mode {
             Mode::Direct => direct.push(f),
-            Mode::Sticky => sticky.push(f),
-            Mode::StickyNode => sticky_node.push(f),
+            Mode::Kernel => kernel.push(f),
+            Mode::Handoff => handoff.push(f),
+            Mode::HandoffNode => handoff_node.push(f),
         }
     }
-    if !sticky_node.is_empty() {
-        let n = Figures::total(&sticky_node);
+    if !handoff_node.is_empty() {
+        let n = Figures::total(&handoff_node);
         println!(
-            "total, sticky with Node workers: {:.0} conn/s; master CPU per handed-off \
+            "total, master handoff with Node workers: {:.0} conn/s; master CPU per handed-off \
              connection {:.2} us (target < 15 us)",
             n.rate(),
             n.master_us()
@@ -139,21 +166,29 @@ fn main() {
             return;
         }
     }
-    let (direct, sticky) = (Figures::total(&direct), Figures::total(&sticky));
+    let direct = Figures::total(&direct);
+    let kernel = Figures::total(&kernel);
+    let handoff = Figures::total(&handoff);
     println!(
-        "total: direct {:.0} conn/s, sticky {:.0} conn/s, sticky/direct {:.2} (target >= 0.80)",
+        "total: direct {:.0} conn/s, kernel-steered {:.0} conn/s ({:.2} of direct, target >= \
+         0.95), master handoff {:.0} conn/s ({:.2} of direct)",
         direct.rate(),
-        sticky.rate(),
-        sticky.rate() / direct.rate()
+        kernel.rate(),
+        kernel.rate() / direct.rate(),
+        handoff.rate(),
+        handoff.rate() / direct.rate()
     );
     println!(
-        "master CPU per handed-off connection (sticky): {:.2} us (target <= 4 us); \
-         reuseport: {:.2} us",
-        sticky.master_us(),
+        "master CPU per connection: kernel-steered {:.3} us (target ~0), master handoff {:.2} \
+         us, reuseport {:.3} us",
+        kernel.master_us(),
+        handoff.master_us(),
         direct.master_us()
     );
-    let errors = direct.errors + sticky.errors + Figures::total(&sticky_node).errors;
+    let errors =
+        direct.errors + kernel.errors + handoff.errors + Figures::total(&handoff_node).errors;
     println!("failed requests: {errors}");
+    affinity::run();
 }
 
 /// One run's figures, or the sum of several.
@@ -308,15 +343,14 @@ struct Load {
 fn client(t: usize, clients: usize, port: u16, phase: &AtomicU8) -> Load {
     let mut load = Load::default();
     let mut buf = vec![0u8; 4096];
-    let sources = (LAST_SOURCE - FIRST_SOURCE) as usize + 1;
     // Threads start spread over the sources so they do not walk them in lockstep.
-    let mut i = t * sources / clients;
+    let mut i = t * SOURCES / clients;
     loop {
         let now = phase.load(Ordering::Relaxed);
         if now == STOPPED {
             return load;
         }
-        let src = Ipv4Addr::new(127, 0, 0, FIRST_SOURCE + (i % sources) as u8);
+        let src = source(i % SOURCES);
         i += 1;
         match request(port, src, &mut buf) {
             Ok(id) => {
@@ -339,7 +373,7 @@ fn client(t: usize, clients: usize, port: u16, phase: &AtomicU8) -> Load {
 }
 
 /// One `GET /` on a fresh connection from `src`; the worker id in the answer.
-fn request(port: u16, src: Ipv4Addr, buf: &mut [u8]) -> Result<u32, String> {
+pub(crate) fn request(port: u16, src: Ipv4Addr, buf: &mut [u8]) -> Result<u32, String> {
     let s = Socket::new(Domain::IPV4, Type::STREAM, Some(Protocol::TCP))
         .map_err(|e| format!("socket: {e}"))?;
     s.set_linger(Some(Duration::ZERO))
@@ -464,13 +498,13 @@ impl Cluster {
         cmd.args([
             "start",
             "--no-control",
-            mode.flag(),
             "-w",
             &WORKERS.to_string(),
             "--no-agent",
         ])
+        .args(mode.flags())
         .args(["-p", "0", "--host", "127.0.0.1"]);
-        if let Mode::StickyNode = mode {
+        if let Mode::HandoffNode = mode {
             let script = concat!(
                 env!("CARGO_MANIFEST_DIR"),
                 "/fixtures/node_sticky_worker.js"
@@ -501,8 +535,8 @@ impl Cluster {
         };
         match ready_rx.recv_timeout(READY_DEADLINE) {
             Ok(Ok(port)) => cluster.port = port,
-            Ok(Err(before)) => panic!("clutch {} never got ready; stderr:\n{before}", mode.flag()),
-            Err(_) => panic!("clutch {} not ready within {READY_DEADLINE:?}", mode.flag()),
+            Ok(Err(before)) => panic!("clutch {} never got ready; stderr:\n{before}", mode.name()),
+            Err(_) => panic!("clutch {} not ready within {READY_DEADLINE:?}", mode.name()),
         }
         cluster
     }

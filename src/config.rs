@@ -145,6 +145,33 @@ impl FromStr for OutputMode {
     }
 }
 
+/// How sticky sessions reach app workers (`--sticky-mode`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StickyMode {
+    /// `kernel` when the workers accept on their inherited socket, `handoff` otherwise
+    /// (see [`crate::sticky::mode`]).
+    Auto,
+    /// A socket per slot, the kernel picks it with a BPF program: the master does nothing
+    /// per connection.
+    Kernel,
+    /// The master accepts each connection and hands it over on the worker's channel.
+    Handoff,
+}
+
+impl FromStr for StickyMode {
+    type Err = String;
+    fn from_str(s: &str) -> Result<StickyMode, String> {
+        match s {
+            "auto" => Ok(StickyMode::Auto),
+            "kernel" => Ok(StickyMode::Kernel),
+            "handoff" => Ok(StickyMode::Handoff),
+            _ => Err(format!(
+                "`{s}` is not a sticky mode; use auto, kernel or handoff"
+            )),
+        }
+    }
+}
+
 /// How the master speaks to a worker when it hands over a socket.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Dialect {
@@ -233,6 +260,8 @@ pub struct Settings {
     pub env: Vec<(String, String)>,
     /// How the port reaches app workers (with `port`).
     pub listen: ListenMode,
+    /// In sticky mode: who steers connections, the kernel or the master.
+    pub sticky_mode: StickyMode,
     /// In sticky mode: read a PROXY protocol header for the real client address.
     pub proxy_protocol: bool,
     /// How long a PROXY header may take to arrive.
@@ -308,6 +337,7 @@ impl Default for Settings {
             max_message_size: DEFAULT_MAX_LINE,
             env: Vec::new(),
             listen: ListenMode::Shared,
+            sticky_mode: StickyMode::Auto,
             proxy_protocol: false,
             proxy_timeout: Duration::from_millis(3_000),
             app_dialect: Dialect::Auto,
@@ -371,6 +401,7 @@ impl Settings {
                 "only works with --sticky (the master must accept the connections)",
             ));
         }
+        crate::sticky::mode::validate(self)?;
         if self.max_message_size < 1024 {
             return Err(bad("max-message-size", "must be at least 1024 bytes"));
         }

@@ -49,6 +49,9 @@ pub fn bind(settings: &Settings) -> Result<PortPlan, Error> {
             PortPlan::Shared { fd, port }
         }
         ListenMode::Sticky => {
+            if let Some(plan) = crate::sticky::mode::bind_steered(settings, port)? {
+                return Ok(plan);
+            }
             let (fd, port) = bind_socket(host, port, false)?;
             PortPlan::Sticky {
                 listener: Some(std::net::TcpListener::from(fd)),
@@ -197,7 +200,11 @@ fn adopt(settings: &mut Settings, passed: Passed) -> Result<PortPlan, Error> {
             }
         }
         ListenMode::Sticky => {
-            tracing::info!("accepting on the socket the service manager passed, on {addr}");
+            // Kernel steering needs a socket per slot; the service manager passed one.
+            tracing::info!(
+                "sticky: master handoff (accepting on the socket the service manager passed, \
+                 on {addr}; kernel steering needs a socket per slot)"
+            );
             PortPlan::Sticky {
                 listener: Some(std::net::TcpListener::from(socket)),
                 port,
@@ -237,7 +244,11 @@ pub fn bind_hint(kind: std::io::ErrorKind) -> &'static str {
 
 /// Binds `host:port` (port 0: any free one) and returns the socket and its real port.
 /// With `reserve_only` the socket has SO_REUSEPORT and does not listen.
-fn bind_socket(host: &str, port: u16, reserve_only: bool) -> Result<(OwnedFd, u16), Error> {
+pub(crate) fn bind_socket(
+    host: &str,
+    port: u16,
+    reserve_only: bool,
+) -> Result<(OwnedFd, u16), Error> {
     let addr_text = format!("{host}:{port}");
     let listen_err = |e: std::io::Error| Error::Listen {
         addr: addr_text.clone(),
@@ -278,6 +289,13 @@ pub enum PortPlan {
         listener: Option<std::net::TcpListener>,
         port: u16,
     },
+    /// Sticky, steered by the kernel: a listening socket per slot (slot k's worker inherits
+    /// the k-th; see [`crate::sticky::group`]).
+    Steered {
+        /// Taken by the run loop.
+        group: Option<crate::sticky::group::SocketGroup>,
+        port: u16,
+    },
     /// Workers bind the port with SO_REUSEPORT; the master's bound, non-listening socket
     /// reserves it (so port 0 can name a free port).
     ReusePort { _reservation: OwnedFd, port: u16 },
@@ -290,6 +308,7 @@ impl PortPlan {
             PortPlan::None => None,
             PortPlan::Shared { port, .. }
             | PortPlan::Sticky { port, .. }
+            | PortPlan::Steered { port, .. }
             | PortPlan::ReusePort { port, .. } => Some(*port),
         }
     }

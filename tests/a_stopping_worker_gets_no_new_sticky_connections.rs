@@ -12,6 +12,7 @@ async fn a_stopping_worker_gets_no_new_sticky_connections() {
     let mut m = start_ready(
         cluster(1, None, &["http", "term-exit:0", "term-delay:4000"])
             .sticky()
+            .sticky_mode(clutch::config::StickyMode::Handoff)
             .port(0)
             .host("127.0.0.1"),
     )

@@ -43,7 +43,10 @@ fn metrics_hold_every_family_with_sane_values() {
         .as_secs_f64();
     // Counted in clock ticks (10 ms): a master that just started may not have one yet.
     let cpu = value(&m, "process_cpu_seconds", "process_cpu_seconds_total", &[]);
-    assert!(cpu.is_finite() && cpu >= 0.0, "process_cpu_seconds_total = {cpu}");
+    assert!(
+        cpu.is_finite() && cpu >= 0.0,
+        "process_cpu_seconds_total = {cpu}"
+    );
     assert!(
         value(
             &m,

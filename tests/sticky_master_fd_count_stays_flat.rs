@@ -20,7 +20,10 @@ fn one_request(i: usize, port: u16) {
 
 #[test]
 fn sticky_master_fd_count_stays_flat() {
-    let (mut c, port, _) = start_on_port(&["-w", "2", "--sticky"], &[fixture(), "http"]);
+    let (mut c, port, _) = start_on_port(
+        &["-w", "2", "--sticky", "--sticky-mode", "handoff"],
+        &[fixture(), "http"],
+    );
     let master = c.pid();
 
     for i in 0..200 {

@@ -3,6 +3,7 @@
 //! from the first; the worker is the first to read any byte of a connection (the kernel's
 //! own count says so); and once handed over a connection is no longer held by the master at
 //! all.
+//! This is the master-accept path (`--sticky-mode handoff`).
 
 mod common;
 use common::net::*;
@@ -12,7 +13,10 @@ use std::net::TcpStream;
 
 /// Starts `clutch --sticky` with fixture `echo` workers; the running clutch and its port.
 fn start() -> (Clutch, u16) {
-    let (c, port, _) = start_on_port(&["-w", "2", "--sticky"], &[fixture(), "echo"]);
+    let (c, port, _) = start_on_port(
+        &["-w", "2", "--sticky", "--sticky-mode", "handoff"],
+        &[fixture(), "echo"],
+    );
     (c, port)
 }
 
@@ -59,7 +63,10 @@ fn bytes_sent_at_connect_come_back_whole() {
 fn the_worker_is_the_first_to_read_every_connection() {
     // A read by the master that forwarded what it read would keep the echo whole; the
     // kernel's count of bytes received but no longer queued would not be 0.
-    let (c, port, _) = start_on_port(&["-w", "2", "--sticky"], &[fixture(), "read-before"]);
+    let (c, port, _) = start_on_port(
+        &["-w", "2", "--sticky", "--sticky-mode", "handoff"],
+        &[fixture(), "read-before"],
+    );
     for i in 0..32u8 {
         let request = [
             format!("GET /{i} HTTP/1.1\r\nHost: clutch-test\r\n\r\n").into_bytes(),

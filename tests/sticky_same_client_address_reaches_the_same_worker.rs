@@ -10,6 +10,7 @@ use std::collections::{BTreeMap, BTreeSet};
 async fn sticky_same_client_address_reaches_the_same_worker() {
     let mut m = cluster(4, None, &["http"])
         .sticky()
+        .sticky_mode(clutch::config::StickyMode::Handoff)
         .port(0)
         .host("127.0.0.1")
         .start()

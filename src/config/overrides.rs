@@ -3,7 +3,7 @@
 
 use super::{
     ConfigError, ControlSocket, Dialect, ListenMode, OutputMode, ReadyMode, RestartPolicy,
-    Settings, bad,
+    Settings, StickyMode, bad,
 };
 use serde::{Deserialize, Deserializer};
 use std::collections::{BTreeMap, BTreeSet};
@@ -81,6 +81,15 @@ overrides! {
         /// Workers bind --port themselves with SO_REUSEPORT (the master only reserves it).
         #[arg(long, num_args = 0, default_missing_value = "true")]
         pub reuseport: Option<bool>,
+        /// With --sticky: who steers each client to its worker. kernel: a listening socket
+        /// per worker and a BPF program in the kernel pick it (the master does nothing per
+        /// connection; workers accept on fd 3). handoff: the master accepts and hands each
+        /// connection over its channel. auto: kernel, except with --proxy-protocol, --egg,
+        /// --node-sticky-message or Node workers, which take handed-over handles [default:
+        /// auto].
+        #[arg(long, value_name = "MODE")]
+        #[serde(default, deserialize_with = "parsed")]
+        pub sticky_mode: Option<StickyMode>,
         /// With --sticky: read a PROXY protocol (v1 or v2) header for the real client
         /// address; a connection without a valid one is closed.
         #[arg(long, num_args = 0, default_missing_value = "true")]
@@ -268,6 +277,7 @@ impl Overrides {
             (_, Some(true)) => s.listen = ListenMode::ReusePort,
             _ => {}
         }
+        set(&mut s.sticky_mode, self.sticky_mode);
         set(&mut s.proxy_protocol, self.proxy_protocol);
         set(&mut s.proxy_timeout, ms(&self.proxy_timeout));
         set(&mut s.app_dialect, self.app_dialect);

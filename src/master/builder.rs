@@ -171,6 +171,12 @@ impl MasterBuilder {
         self
     }
 
+    /// Sticky mode: who steers connections (`--sticky-mode`; automatic by default).
+    pub fn sticky_mode(mut self, mode: crate::config::StickyMode) -> Self {
+        self.settings.sticky_mode = mode;
+        self
+    }
+
     /// Sticky mode: read a PROXY protocol header (v1 or v2) for the client address.
     pub fn proxy_protocol(mut self, timeout: Duration) -> Self {
         self.settings.proxy_protocol = true;
@@ -473,7 +479,12 @@ impl Prepared {
                 port: port.port(),
                 address: settings.host.clone(),
                 workers: settings.workers,
-                sticky: matches!(port, PortPlan::Sticky { .. }),
+                sticky: matches!(port, PortPlan::Sticky { .. } | PortPlan::Steered { .. }),
+                sticky_mode: match port {
+                    PortPlan::Sticky { .. } => Some(crate::sticky::mode::HANDOFF),
+                    PortPlan::Steered { .. } => Some(crate::sticky::mode::KERNEL),
+                    _ => None,
+                },
             };
             let core = Core::new(settings, has_agent, info, metrics);
             let plan = Plan {

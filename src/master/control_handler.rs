@@ -462,6 +462,7 @@ impl Cluster {
                 "workers": info.workers,
                 "port": info.port,
                 "sticky": info.sticky,
+                "sticky_mode": info.sticky_mode,
                 "uptime_ms": ms(self.control.started.elapsed()),
             },
             "workers": rows,
@@ -527,6 +528,7 @@ impl Cluster {
                 "restart_pending": s.restart_token.is_some(),
                 "restarts": s.restarts,
                 "last_exit": s.last_exit.map(exit_json),
+                "sticky": self.sticky_json(s.id, s.role),
             },
             "command": command,
             "workers": workers,
@@ -748,4 +750,19 @@ fn intent_str(i: Intent) -> &'static str {
 
 fn exit_json(e: Exit) -> Value {
     json!({"code": e.code, "signal": e.signal_name()})
+}
+
+impl Cluster {
+    /// How the slot's sticky clients reach it (`null` for the agent or without `--sticky`).
+    fn sticky_json(&self, slot: u32, role: Role) -> Value {
+        let mode = self.core.info().sticky_mode;
+        match (&self.steered, mode, role) {
+            (Some(steered), Some(mode), Role::App) => {
+                let (live, position, buckets) = steered.slot_view(slot);
+                json!({"mode": mode, "live": live, "position": position, "buckets": buckets})
+            }
+            (None, Some(mode), Role::App) => json!({"mode": mode}),
+            _ => Value::Null,
+        }
+    }
 }

@@ -61,6 +61,7 @@ impl Harness {
             address: "127.0.0.1".into(),
             workers: settings.workers,
             sticky: true,
+            sticky_mode: Some("master handoff"),
         };
         let core = Core::new(settings, agent, info, Rc::new(Metrics::default()));
         Harness {

@@ -32,8 +32,17 @@ impl Cluster {
             Role::Agent => s.agent.clone().expect("an agent slot has a command"),
             Role::App => s.app.clone().expect("a cluster has an app command"),
         };
+        if let (Some(steered), Role::App) = (&mut self.steered, role) {
+            steered.prepare(slot);
+        }
         let listeners: Vec<(&OwnedFd, &str)> = match (&self.plan.port, role) {
             (PortPlan::Shared { fd, .. }, Role::App) => vec![(fd, "clutch")],
+            (PortPlan::Steered { .. }, Role::App) => self
+                .steered
+                .as_ref()
+                .and_then(|s| s.socket(slot))
+                .map(|fd| vec![(fd, "clutch")])
+                .unwrap_or_default(),
             _ => Vec::new(),
         };
         let mode = match role {
@@ -59,6 +68,9 @@ impl Cluster {
         }
         if matches!(self.plan.port, PortPlan::ReusePort { .. }) {
             env.push(("CLUTCH_REUSEPORT".into(), "1".into()));
+        }
+        if matches!(self.plan.port, PortPlan::Steered { .. }) && role == Role::App {
+            env.push(("CLUTCH_STICKY".into(), "kernel".into()));
         }
         env.push(("CLUTCH_GENERATION".into(), generation.to_string()));
         if let Some(t) = s.heartbeat_timeout {

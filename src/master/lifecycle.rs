@@ -18,6 +18,7 @@ use crate::master::worker::{Role, WorkerId, WorkerInfo};
 use crate::protocol::{Endpoint, Message};
 use crate::sticky::handoff::Handoff;
 use crate::sticky::listener::accept_loop;
+use crate::sticky::steered::Steered;
 use crate::sys::guard::Guard;
 use crate::sys::process::Exit;
 use std::cell::RefCell;
@@ -28,6 +29,9 @@ use std::time::Instant;
 use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender};
 use tokio::sync::{oneshot, watch};
 use tokio::task::{AbortHandle, spawn_local};
+
+/// How often the master checks that every kernel-steered socket is still in the group.
+const STEERING_CHECK: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// Something the run loop must act on.
 #[derive(Debug)]
@@ -75,6 +79,8 @@ pub enum Event {
     Subscribe { worker: WorkerId },
     /// A request from the handle; the reply completes the sender.
     Request(Vec<u8>, oneshot::Sender<Message>),
+    /// Time to check the kernel-steered sockets ([`crate::sticky::steered`]).
+    SteeringTick,
     /// The handle asks for every worker's monitor sample.
     Stats(oneshot::Sender<Vec<crate::master::monitor::WorkerStats>>),
     /// `--http` asks for the core's state (`/metrics`, `/livez`, `/readyz`).
@@ -126,6 +132,8 @@ pub(super) struct Cluster {
     pub(super) published: Published,
     /// Sticky mode: the connection router and the accept task.
     pub(super) handoff: Option<Rc<Handoff>>,
+    /// Kernel-steered sticky mode: the slots' sockets and their program.
+    pub(super) steered: Option<Steered>,
     accept_task: Option<tokio::task::JoinHandle<()>>,
     /// Inputs produced while carrying out effects (a spawn's result), handled next.
     queue: VecDeque<Input>,
@@ -156,7 +164,7 @@ pub async fn run(
     }
     let settings = core.settings();
     let output = (settings.output == crate::config::OutputMode::Prefix).then(Rc::default);
-    let (handoff, accept_task) = match &mut plan.port {
+    let (handoff, accept_task, steered) = match &mut plan.port {
         PortPlan::Sticky { listener, .. } => {
             let dialect = settings
                 .app_dialect
@@ -169,9 +177,32 @@ pub async fn run(
             let proxy = settings.proxy_protocol.then_some(settings.proxy_timeout);
             let listener = listener.take().expect("the sticky listener is taken once");
             let task = spawn_local(accept_loop(listener, handoff.clone(), proxy));
-            (Some(handoff), Some(task))
+            (Some(handoff), Some(task), None)
         }
-        _ => (None, None),
+        PortPlan::Steered { group, .. } => {
+            // The handoff only carries what the master drains from a down slot's socket.
+            let dialect = settings.app_dialect.resolve(&plan.app);
+            let handoff = Rc::new(
+                Handoff::new(settings.workers, dialect).with_metrics(messenger.metrics().clone()),
+            );
+            let group = group.take().expect("the socket group is taken once");
+            let events = events.clone();
+            spawn_local(async move {
+                let mut tick = tokio::time::interval(STEERING_CHECK);
+                loop {
+                    tick.tick().await;
+                    if events.send(Event::SteeringTick).is_err() {
+                        return;
+                    }
+                }
+            });
+            (
+                Some(handoff.clone()),
+                None,
+                Some(Steered::new(group, handoff)),
+            )
+        }
+        _ => (None, None, None),
     };
     if let Some(control) = plan.control.take() {
         spawn_local(crate::control::server::serve(control, events.clone()));
@@ -223,6 +254,7 @@ pub async fn run(
         owned: HashMap::new(),
         published,
         handoff,
+        steered,
         accept_task,
         queue: VecDeque::new(),
         reload_progress: Vec::new(),
@@ -266,6 +298,15 @@ impl Cluster {
             }
             self.control_after(seen);
         }
+        self.sync_steering();
+    }
+
+    /// Kernel steering follows who takes connections now, once per core step (so a slot
+    /// whose old and new worker swap within one step never looks down).
+    fn sync_steering(&mut self) {
+        if let Some(s) = &mut self.steered {
+            s.sync();
+        }
     }
 
     /// A result of carrying out an effect, for the core next.
@@ -298,10 +339,16 @@ impl Cluster {
                 {
                     h.attach(slot, worker, outbox);
                 }
+                if let Some(s) = &mut self.steered {
+                    s.accepting(worker, slot);
+                }
             }
             Effect::NotAccepting { worker } => {
                 if let Some(h) = &self.handoff {
                     h.stop_sending(worker);
+                }
+                if let Some(s) = &mut self.steered {
+                    s.not_accepting(worker);
                 }
             }
             Effect::Gone { worker } => {
@@ -316,14 +363,22 @@ impl Cluster {
                 if let Some(h) = &self.handoff {
                     h.gone(worker);
                 }
+                if let Some(s) = &mut self.steered {
+                    s.not_accepting(worker);
+                }
             }
             Effect::Send(msg) => self.messenger.send_from_master(&msg),
             Effect::CloseListener => {
                 if let Some(task) = self.accept_task.take() {
                     task.abort();
                 }
+                if let Some(s) = &mut self.steered {
+                    s.close();
+                }
             }
             Effect::ClusterReady(info) => {
+                // Steered as the ready workers say before anyone hears it is ready.
+                self.sync_steering();
                 let _ = self.published.state.send(State::Ready(info));
             }
             Effect::Publish => {
@@ -384,6 +439,7 @@ impl Cluster {
         for input in queued {
             self.input(input);
         }
+        self.sync_steering();
     }
 
     /// A rolling reload: the settings re-read first when the plan says how (an error there
@@ -466,6 +522,7 @@ impl Cluster {
                 let _ = reply.send(result);
             }
             Event::LivenessTick => self.liveness_tick(),
+            Event::SteeringTick => self.sync_steering(),
             Event::Hangup => {
                 tracing::info!("SIGHUP received; reloading one slot at a time");
                 if let Err(e) = self.reload(1, None) {

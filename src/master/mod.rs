@@ -51,8 +51,10 @@ pub struct ClusterInfo {
     pub address: String,
     /// How many app workers.
     pub workers: usize,
-    /// Whether connections are handed off by the master.
+    /// Whether sessions are sticky (the same client, the same worker).
     pub sticky: bool,
+    /// How sticky sessions are steered: `"kernel-steered"` or `"master handoff"`.
+    pub sticky_mode: Option<&'static str>,
 }
 
 /// Where a cluster stands.

@@ -1,5 +1,5 @@
 // clutch's listen preload, loaded into Node app workers with NODE_OPTIONS=--require when
-// the clutch master owns the port (shared mode). The master has bound CLUTCH_PORT once and
+// the clutch master owns the port (shared mode, or kernel-steered sticky mode). The master has bound CLUTCH_PORT once and
 // every app worker inherits the listening socket at fd 3 (systemd's LISTEN_FDS). Without
 // this, the second worker's `server.listen(CLUTCH_PORT)` fails with EADDRINUSE; with it,
 // that call listens on fd 3 instead, so N unmodified workers share the port. Any other port
@@ -40,11 +40,26 @@
     return NaN;
   }
 
+  // Kernel-steered sticky mode (CLUTCH_STICKY=kernel): fd 3 is this worker's own slot
+  // socket, and while another slot is down the master hands over what was queued on that
+  // slot's socket as a handle with a clutch:connection message. Such a connection goes to
+  // the server that took fd 3. The listener goes with the server's close, so the IPC
+  // channel does not keep a closed server's process alive.
+  function takeHandoffs(server) {
+    if (env.CLUTCH_STICKY !== 'kernel' || typeof process.send !== 'function') return;
+    const onMessage = (msg, socket) => {
+      if (socket && msg && msg.action === 'clutch:connection') server.emit('connection', socket);
+    };
+    process.on('message', onMessage);
+    server.once('close', () => process.removeListener('message', onMessage));
+  }
+
   net.Server.prototype.listen = function clutchListen(...args) {
     if (taken || portOf(args) !== port) {
       return listen.apply(this, args);
     }
     taken = true;
+    takeHandoffs(this);
     const cb = typeof args[args.length - 1] === 'function' ? args[args.length - 1] : undefined;
     const first = args[0];
     const options = { fd: 3 };

@@ -8,4 +8,5 @@ pub mod guard;
 pub mod memory;
 pub mod pidfd;
 pub mod process;
+pub mod reuseport;
 pub mod socket;

@@ -238,3 +238,19 @@ pub fn stop_cleanly(mut c: super::Clutch) {
     let status = c.finish(DEADLINE);
     assert_eq!(status.code(), Some(0), "stderr:\n{}", c.stderr.text());
 }
+
+/// The 127/8 source number `n`, spread over the whole of 127/8 (never a .0 nor a .255).
+pub fn source_n(n: u32) -> IpAddr {
+    let n = n.wrapping_mul(7919);
+    IpAddr::V4(Ipv4Addr::new(
+        127,
+        (n >> 16) as u8,
+        (n >> 8) as u8,
+        (n % 250 + 2) as u8,
+    ))
+}
+
+/// The slot kernel steering sends `from` to while `live` slots take connections.
+pub fn steered_slot(live: &[u32], from: IpAddr) -> u32 {
+    clutch::sticky::steering::table(live)[clutch::sticky::steering::bucket(from)]
+}

@@ -104,3 +104,17 @@ fn a_channel_closed_without_abuse_only_stops_accepting() {
     assert!(stops(&fx).is_empty() && kills(&fx).is_empty());
     assert_eq!(h.core.worker(w).unwrap().intent, None);
 }
+
+#[test]
+fn a_replaced_slot_never_has_a_step_without_an_accepting_worker() {
+    // Kernel steering spreads a slot's clients when, after a step, none of its workers
+    // accepts: a restart (and each reload step) must hand over within one step (the shell
+    // looks once the step's effects are all carried out, so their order inside it is free).
+    let mut h = Harness::new(2, false);
+    h.start_ready();
+    let old = h.current(1);
+    let new = spawned_ids(&h.command(Command::Restart { slot: 1 }))[0];
+    let fx = h.ready(new);
+    assert_eq!(accepting(&fx), vec![new], "{fx:?}");
+    assert_eq!(not_accepting(&fx), vec![old], "{fx:?}");
+}
