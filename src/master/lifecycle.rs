@@ -181,7 +181,9 @@ pub async fn run(
         }
         PortPlan::Steered { group, .. } => {
             // The handoff only carries what the master drains from a down slot's socket.
-            let dialect = settings.app_dialect.resolve(&plan.app);
+            let dialect = settings
+                .app_dialect
+                .resolve(settings.app.as_deref().unwrap_or_default());
             let handoff = Rc::new(
                 Handoff::new(settings.workers, dialect).with_metrics(messenger.metrics().clone()),
             );
