@@ -235,6 +235,11 @@ pub struct Settings {
     /// `/readyz` answers 200 once this many app workers are ready (at most the desired
     /// number); `None`: all of them.
     pub ready_minimum: Option<usize>,
+    /// The web console's users file (`--http-users`); `None`: no console.
+    pub http_users: Option<PathBuf>,
+    /// `--http-tls-cert` and `--http-tls-key`: serve `--http` over TLS.
+    pub http_tls_cert: Option<PathBuf>,
+    pub http_tls_key: Option<PathBuf>,
 }
 
 /// Where the master listens for `clutch ctl`.
@@ -283,6 +288,9 @@ impl Default for Settings {
             monitor_interval: Duration::from_secs(1),
             http: None,
             ready_minimum: None,
+            http_users: None,
+            http_tls_cert: None,
+            http_tls_key: None,
         }
     }
 }

@@ -279,6 +279,7 @@ impl MasterBuilder {
         settings.validate()?;
         let port = crate::listen::bind(&settings)?;
         let http = settings.http.as_deref().map(crate::http::bind).transpose()?;
+        let console = crate::console::prepare(&settings, http.as_ref().map(|b| b.addr))?;
         let pid_file = settings
             .pid_file
             .as_deref()
@@ -297,6 +298,7 @@ impl MasterBuilder {
             pid_file,
             control,
             http,
+            console,
         })
     }
 }
@@ -311,6 +313,7 @@ struct Prepared {
     pid_file: Option<PidFile>,
     control: Option<crate::control::server::Control>,
     http: Option<crate::http::Bound>,
+    console: Option<crate::console::Setup>,
 }
 
 impl Prepared {
@@ -330,6 +333,7 @@ impl Prepared {
             pid_file: _pid_file,
             control,
             http,
+            console,
         } = self;
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
@@ -394,6 +398,7 @@ impl Prepared {
                 handle_signals,
                 control,
                 http,
+                console,
             };
             let result = lifecycle::run(plan, core, messenger, events, inbox, published).await;
             if let Some(outbox) = parent_outbox {

@@ -91,6 +91,8 @@ pub struct Plan {
     pub control: Option<crate::control::server::Control>,
     /// The `--http` socket, bound, to serve.
     pub http: Option<crate::http::Bound>,
+    /// What `--http` serves besides its read-only paths: the web console, TLS.
+    pub console: Option<crate::console::Setup>,
 }
 
 /// Where the loop publishes its state for the handle.
@@ -167,6 +169,7 @@ pub async fn run(
             events.clone(),
             messenger.clone(),
             reloads.clone(),
+            plan.console.take(),
         ));
     }
     spawn_local(crate::master::monitor::run(
