@@ -47,14 +47,15 @@ function lastExit(e) {
 
 const SVG = "http://www.w3.org/2000/svg";
 function sparkline(values, cls, max) {
-  const w = 96, h = 24;
+  const w = 80, h = 22;
   const svg = document.createElementNS(SVG, "svg");
   svg.setAttribute("viewBox", `0 0 ${w} ${h}`);
   svg.setAttribute("width", w);
   svg.setAttribute("height", h);
   svg.setAttribute("class", "spark " + cls);
   const top = Math.max(max || 0, ...values, 1e-9);
-  const step = w / (HISTORY - 1);
+  // At least a minute wide, so that a young history does not stretch across the chart.
+  const step = w / Math.max(values.length - 1, 29);
   const x0 = w - (values.length - 1) * step;
   const pts = values.map((v, i) => `${(x0 + i * step).toFixed(1)},${(h - 1 - (v / top) * (h - 3)).toFixed(1)}`);
   if (pts.length > 1) {
@@ -152,7 +153,7 @@ function describe(ev) {
 function addEvent(ev) {
   const t = ev.time_ms ? new Date(ev.time_ms) : new Date();
   const li = el("li", { "data-event": ev.event || "", class: "ev-" + String(ev.event || "").split(".")[0] },
-    el("time", {}, t.toLocaleTimeString()),
+    el("time", {}, t.toLocaleTimeString([], { hour12: false })),
     el("span", { class: "name" }, ev.event || "?"),
     el("span", { class: "text" }, describe(ev)));
   const list = $("events");
