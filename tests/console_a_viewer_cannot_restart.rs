@@ -15,13 +15,26 @@ fn a_viewer_gets_403_and_an_operator_restarts() {
     let (c, port) = start_console(1, &users, &[]);
     let viewer = login(port, "vic");
     let before = pid_of(&viewer.state(port), 1).expect("slot 1 is ready");
-    let r = request(port, "GET", "/api/session", std::slice::from_ref(&viewer.cookie), "");
+    let r = request(
+        port,
+        "GET",
+        "/api/session",
+        std::slice::from_ref(&viewer.cookie),
+        "",
+    );
     assert_eq!(r.json()["commands"], json!([]), "{r:?}");
 
     let r = viewer.command(port, "restart", json!({"target": "1"}), &[]);
     assert_eq!(r.status, 403, "{r:?}");
     assert!(r.body.contains("operator"), "{r:?}");
-    assert!(c.stderr.wait_for_line(DEADLINE, |l| l.contains("audit: web user vic restart: refused")).is_some(), "{}", c.stderr.text());
+    assert!(
+        c.stderr
+            .wait_for_line(DEADLINE, |l| l
+                .contains("audit: web user vic restart: refused"))
+            .is_some(),
+        "{}",
+        c.stderr.text()
+    );
     assert_eq!(pid_of(&viewer.state(port), 1), Some(before));
 
     let operator = login(port, "ann");
@@ -31,6 +44,13 @@ fn a_viewer_gets_403_and_an_operator_restarts() {
     assert_eq!(r.status, 200, "{r:?}");
     let after = pid_of(&operator.state(port), 1).expect("slot 1 is ready again");
     assert_ne!(after, before);
-    assert!(c.stderr.wait_for_line(DEADLINE, |l| l.contains("audit: web user ann restart 1: done")).is_some(), "{}", c.stderr.text());
+    assert!(
+        c.stderr
+            .wait_for_line(DEADLINE, |l| l
+                .contains("audit: web user ann restart 1: done"))
+            .is_some(),
+        "{}",
+        c.stderr.text()
+    );
     net::stop_cleanly(c);
 }

@@ -20,7 +20,15 @@ fn a_wrong_password_is_refused_after_a_delay_and_logged() {
         (r, t.elapsed())
     });
     // Meanwhile the endpoint answers others.
-    assert!(wait_until(DEADLINE, || request(port, "GET", "/livez", &[], "").status == 200));
+    assert!(wait_until(DEADLINE, || request(
+        port,
+        "GET",
+        "/livez",
+        &[],
+        ""
+    )
+    .status
+        == 200));
     let (r, took) = slow.join().unwrap();
     assert_eq!(r.status, 401, "{r:?}");
     assert!(r.header("set-cookie").is_none(), "{r:?}");
@@ -31,9 +39,14 @@ fn a_wrong_password_is_refused_after_a_delay_and_logged() {
 
     let line = c
         .stderr
-        .wait_for_line(DEADLINE, |l| l.contains("audit: web login as \"ann\"") && l.contains("refused"))
+        .wait_for_line(DEADLINE, |l| {
+            l.contains("audit: web login as \"ann\"") && l.contains("refused")
+        })
         .unwrap_or_else(|| panic!("no audit line: {}", c.stderr.text()));
-    assert!(line.contains("clutch::audit") && line.contains("127.0.0.1"), "{line}");
-    assert!(!c.stderr.text().contains("not the password"), "the password was logged");
+    assert!(line.contains("from 127.0.0.1"), "{line}");
+    assert!(
+        !c.stderr.text().contains("not the password"),
+        "the password was logged"
+    );
     net::stop_cleanly(c);
 }

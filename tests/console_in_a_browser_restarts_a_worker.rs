@@ -11,13 +11,19 @@ use console_support::*;
 /// Logs in through the form and waits for the worker table.
 pub fn open_console(b: &mut Browser, port: u16, user: &str) {
     b.navigate(&format!("http://127.0.0.1:{port}/"));
-    b.wait_for("the login form", "location.pathname === '/login' && !!document.getElementById('user')");
+    b.wait_for(
+        "the login form",
+        "location.pathname === '/login' && !!document.getElementById('user')",
+    );
     b.eval(&format!(
         "document.getElementById('user').value = {user:?};
          document.getElementById('password').value = {PASSWORD:?};
          document.getElementById('submit').click(); true"
     ));
-    b.wait_for("the console", "location.pathname === '/' && document.readyState === 'complete'");
+    b.wait_for(
+        "the console",
+        "location.pathname === '/' && document.readyState === 'complete'",
+    );
     b.wait_for(
         "the worker rows",
         "document.querySelectorAll('#workers tbody tr').length",
@@ -33,13 +39,18 @@ fn log_in_see_the_workers_restart_one_and_see_the_new_pid() {
     open_console(&mut b, port, "ann");
 
     let row = "document.querySelector('#workers tr[data-slot=\"1\"] td.pid')";
-    let old = b.wait_for("slot 1's pid", &format!("{row} && Number({row}.textContent)"));
+    let old = b.wait_for(
+        "slot 1's pid",
+        &format!("{row} && Number({row}.textContent)"),
+    );
     assert!(old.as_u64().unwrap() > 0, "{old}");
     assert_eq!(
         b.eval("document.querySelector('#whoami').textContent"),
         "ann (operator)"
     );
-    b.eval("document.querySelector('button[data-cmd=\"restart\"][data-target=\"1\"]').click(); true");
+    b.eval(
+        "document.querySelector('button[data-cmd=\"restart\"][data-target=\"1\"]').click(); true",
+    );
 
     let restarted = b.wait_for(
         "the restart event",

@@ -14,7 +14,12 @@ fn passwd(input: &str) -> std::process::Output {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    child.stdin.take().unwrap().write_all(input.as_bytes()).unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(input.as_bytes())
+        .unwrap();
     child.wait_with_output().unwrap()
 }
 
@@ -29,8 +34,16 @@ fn the_printed_hash_verifies_the_password() {
     assert!(hash.starts_with("$argon2id$"), "{hash}");
     assert!(!stdout.contains("s3cret"));
     let parsed = PasswordHash::new(hash).unwrap();
-    assert!(Argon2::default().verify_password(b"s3cret pass", &parsed).is_ok());
-    assert!(Argon2::default().verify_password(b"s3cret", &parsed).is_err());
+    assert!(
+        Argon2::default()
+            .verify_password(b"s3cret pass", &parsed)
+            .is_ok()
+    );
+    assert!(
+        Argon2::default()
+            .verify_password(b"s3cret", &parsed)
+            .is_err()
+    );
 
     let out = passwd("");
     assert_eq!(out.status.code(), Some(2), "{out:?}");

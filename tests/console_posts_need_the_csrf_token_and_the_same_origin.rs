@@ -18,19 +18,41 @@ fn no_token_a_wrong_token_or_a_foreign_origin_is_403() {
     let body = r#"{"cmd":"restart","args":{"target":"1"}}"#;
     let json_type = "Content-Type: application/json".to_string();
 
-    let r = request(port, "POST", "/api/command", &[me.cookie.clone(), json_type.clone()], body);
+    let r = request(
+        port,
+        "POST",
+        "/api/command",
+        &[me.cookie.clone(), json_type.clone()],
+        body,
+    );
     assert_eq!(r.status, 403, "no token: {r:?}");
     assert!(r.body.contains("X-CSRF-Token"), "{r:?}");
 
     let wrong = format!("X-CSRF-Token: {}", "0".repeat(me.csrf.len()));
-    let r = request(port, "POST", "/api/command", &[me.cookie.clone(), json_type.clone(), wrong], body);
+    let r = request(
+        port,
+        "POST",
+        "/api/command",
+        &[me.cookie.clone(), json_type.clone(), wrong],
+        body,
+    );
     assert_eq!(r.status, 403, "wrong token: {r:?}");
 
-    let r = me.command(port, "restart", json!({"target": "1"}), &["Origin: https://evil.example".into()]);
+    let r = me.command(
+        port,
+        "restart",
+        json!({"target": "1"}),
+        &["Origin: https://evil.example".into()],
+    );
     assert_eq!(r.status, 403, "foreign origin: {r:?}");
     assert!(r.body.contains("origin"), "{r:?}");
 
-    let r = me.command(port, "restart", json!({"target": "1"}), &["Sec-Fetch-Site: cross-site".into()]);
+    let r = me.command(
+        port,
+        "restart",
+        json!({"target": "1"}),
+        &["Sec-Fetch-Site: cross-site".into()],
+    );
     assert_eq!(r.status, 403, "cross-site fetch: {r:?}");
 
     let r = request(
@@ -42,10 +64,18 @@ fn no_token_a_wrong_token_or_a_foreign_origin_is_403() {
     );
     assert_eq!(r.status, 403, "a login from another site: {r:?}");
 
-    let form = [me.cookie.clone(), format!("X-CSRF-Token: {}", me.csrf), "Content-Type: application/x-www-form-urlencoded".into()];
+    let form = [
+        me.cookie.clone(),
+        format!("X-CSRF-Token: {}", me.csrf),
+        "Content-Type: application/x-www-form-urlencoded".into(),
+    ];
     let r = request(port, "POST", "/api/command", &form, "cmd=restart");
     assert_eq!(r.status, 415, "{r:?}");
-    assert_eq!(pid_of(&me.state(port), 1), Some(pid), "nothing was restarted");
+    assert_eq!(
+        pid_of(&me.state(port), 1),
+        Some(pid),
+        "nothing was restarted"
+    );
 
     let same = format!("Origin: http://127.0.0.1:{port}");
     let r = me.command(port, "restart", json!({"target": "1"}), &[same]);

@@ -19,9 +19,21 @@ fn without_a_session_the_page_redirects_and_the_api_is_401() {
         let r = request(port, "GET", path, &[], "");
         assert_eq!(r.status, 401, "{path}: {r:?}");
     }
-    let r = request(port, "GET", "/api/state", &["Cookie: clutch_session=00ff".into()], "");
+    let r = request(
+        port,
+        "GET",
+        "/api/state",
+        &["Cookie: clutch_session=00ff".into()],
+        "",
+    );
     assert_eq!(r.status, 401, "a made-up token: {r:?}");
-    let r = request(port, "POST", "/api/command", &["Content-Type: application/json".into()], r#"{"cmd":"restart","args":{"target":"1"}}"#);
+    let r = request(
+        port,
+        "POST",
+        "/api/command",
+        &["Content-Type: application/json".into()],
+        r#"{"cmd":"restart","args":{"target":"1"}}"#,
+    );
     assert_eq!(r.status, 401, "{r:?}");
     assert_eq!(request(port, "GET", "/login", &[], "").status, 200);
     assert_eq!(request(port, "GET", "/livez", &[], "").status, 200);

@@ -23,7 +23,10 @@ fn console_screenshot() {
          document.getElementById('password').value = {PASSWORD:?};
          document.getElementById('submit').click(); true"
     ));
-    b.wait_for("the worker rows", "document.querySelectorAll('#workers tbody tr').length === 3");
+    b.wait_for(
+        "the worker rows",
+        "document.querySelectorAll('#workers tbody tr').length === 3",
+    );
     let r = me.command(port, "restart", serde_json::json!({"target": "2"}), &[]);
     assert_eq!(r.status, 200, "{r:?}");
     // Enough samples for the charts to show a line.

@@ -40,11 +40,19 @@ fn tls_serves_the_probes_and_a_secure_login() {
     std::fs::write(&key_path, key.signing_key.serialize_pem()).unwrap();
 
     let args = [
-        "-w", "1", "--no-agent", "--http", "0.0.0.0:0",
-        "--http-users", users.to_str().unwrap(),
-        "--http-tls-cert", cert_path.to_str().unwrap(),
-        "--http-tls-key", key_path.to_str().unwrap(),
-        "--", fixture(),
+        "-w",
+        "1",
+        "--no-agent",
+        "--http",
+        "0.0.0.0:0",
+        "--http-users",
+        users.to_str().unwrap(),
+        "--http-tls-cert",
+        cert_path.to_str().unwrap(),
+        "--http-tls-key",
+        key_path.to_str().unwrap(),
+        "--",
+        fixture(),
     ];
     let mut c = Clutch::spawn_with_parent(clutch_start(&args));
     c.expect_ready(DEADLINE);
@@ -54,9 +62,18 @@ fn tls_serves_the_probes_and_a_secure_login() {
         .unwrap_or_else(|| panic!("{}", c.stderr.text()));
     assert!(line.contains("https://"), "{line}");
     let rest = &line[line.find("http on 0.0.0.0:").unwrap() + 16..];
-    let port: u16 = rest.split(|ch: char| !ch.is_ascii_digit()).next().unwrap().parse().unwrap();
+    let port: u16 = rest
+        .split(|ch: char| !ch.is_ascii_digit())
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
 
-    let r = tls_request(port, &key.cert, "GET /livez HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n");
+    let r = tls_request(
+        port,
+        &key.cert,
+        "GET /livez HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n",
+    );
     assert_eq!((r.status, r.body.as_str()), (200, "ok\n"), "{r:?}");
 
     let body = serde_json::json!({"user": "ann", "password": PASSWORD}).to_string();

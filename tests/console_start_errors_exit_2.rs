@@ -23,8 +23,16 @@ fn refused(args: &[&str]) -> String {
 fn a_public_address_without_tls_exits_2_naming_the_flags() {
     let dir = tempfile::tempdir().unwrap();
     let users = console_support::users_file(&dir, &[("ann", "admin")]);
-    let e = refused(&["--http", "0.0.0.0:0", "--http-users", users.to_str().unwrap()]);
-    assert!(e.contains("--http-tls-cert") && e.contains("--http-tls-key"), "{e}");
+    let e = refused(&[
+        "--http",
+        "0.0.0.0:0",
+        "--http-users",
+        users.to_str().unwrap(),
+    ]);
+    assert!(
+        e.contains("--http-tls-cert") && e.contains("--http-tls-key"),
+        "{e}"
+    );
     assert!(e.contains("loopback"), "{e}");
 }
 
@@ -32,11 +40,23 @@ fn a_public_address_without_tls_exits_2_naming_the_flags() {
 fn a_plaintext_or_malformed_hash_exits_2_naming_the_user() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("users.json");
-    for hash in ["hunter2", "$argon2id$v=19$m=19456,t=2,p=1$short", "$2b$12$abcdefghijklmnopqrstuv"] {
+    for hash in [
+        "hunter2",
+        "$argon2id$v=19$m=19456,t=2,p=1$short",
+        "$2b$12$abcdefghijklmnopqrstuv",
+    ] {
         let text = serde_json::json!({"users": [{"name": "ann", "role": "admin", "hash": hash}]});
         std::fs::write(&path, text.to_string()).unwrap();
-        let e = refused(&["--http", "127.0.0.1:0", "--http-users", path.to_str().unwrap()]);
-        assert!(e.contains("user `ann`") && e.contains("clutch passwd"), "{hash}: {e}");
+        let e = refused(&[
+            "--http",
+            "127.0.0.1:0",
+            "--http-users",
+            path.to_str().unwrap(),
+        ]);
+        assert!(
+            e.contains("user `ann`") && e.contains("clutch passwd"),
+            "{hash}: {e}"
+        );
         assert!(!e.contains("hunter2") || hash != "hunter2" || !e.contains("password hunter2"));
     }
 }

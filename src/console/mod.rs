@@ -69,7 +69,10 @@ impl std::fmt::Debug for Setup {
 
 /// Reads the users file and the TLS files, and refuses a console that would be reachable
 /// from the network in clear text.
-pub fn prepare(settings: &Settings, http: Option<SocketAddr>) -> Result<Option<Setup>, ConfigError> {
+pub fn prepare(
+    settings: &Settings,
+    http: Option<SocketAddr>,
+) -> Result<Option<Setup>, ConfigError> {
     let refuse = |key: &str, message: String| ConfigError::Value {
         key: key.into(),
         message,

@@ -93,7 +93,10 @@ fn whole(status: StatusCode, content_type: &'static str, body: impl Into<Bytes>)
     let h = r.headers_mut();
     h.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    h.insert("x-content-type-options", HeaderValue::from_static("nosniff"));
+    h.insert(
+        "x-content-type-options",
+        HeaderValue::from_static("nosniff"),
+    );
     h.insert("referrer-policy", HeaderValue::from_static("no-referrer"));
     h.insert("x-frame-options", HeaderValue::from_static("DENY"));
     r
@@ -148,13 +151,25 @@ pub(crate) async fn respond(
     let get = method == Method::GET || method == Method::HEAD;
     match (path.as_str(), get) {
         ("/console/console.js", true) => {
-            return short(whole(StatusCode::OK, "text/javascript; charset=utf-8", assets::CONSOLE_JS));
+            return short(whole(
+                StatusCode::OK,
+                "text/javascript; charset=utf-8",
+                assets::CONSOLE_JS,
+            ));
         }
         ("/console/login.js", true) => {
-            return short(whole(StatusCode::OK, "text/javascript; charset=utf-8", assets::LOGIN_JS));
+            return short(whole(
+                StatusCode::OK,
+                "text/javascript; charset=utf-8",
+                assets::LOGIN_JS,
+            ));
         }
         ("/console/console.css", true) => {
-            return short(whole(StatusCode::OK, "text/css; charset=utf-8", assets::CONSOLE_CSS));
+            return short(whole(
+                StatusCode::OK,
+                "text/css; charset=utf-8",
+                assets::CONSOLE_CSS,
+            ));
         }
         ("/login", true) => return short(html(StatusCode::OK, assets::LOGIN_HTML)),
         ("/login", false) if method == Method::POST => {
@@ -208,7 +223,10 @@ pub(crate) async fn respond(
             let body = stream::open(console.clone(), events.clone(), token, session.user);
             let mut r = Response::new(BodyExt::boxed_unsync(body));
             let h = r.headers_mut();
-            h.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/event-stream"));
+            h.insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("text/event-stream"),
+            );
             h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
             Handled {
                 response: r,
@@ -257,7 +275,11 @@ fn command_of(name: &str, args: &Value) -> Result<Cmd, String> {
 }
 
 /// Sends `cmd` to the run loop as `caller` and waits for its answer (a bounded time).
-pub(super) async fn ask(events: &UnboundedSender<Event>, cmd: Cmd, caller: &Caller) -> Option<Answer> {
+pub(super) async fn ask(
+    events: &UnboundedSender<Event>,
+    cmd: Cmd,
+    caller: &Caller,
+) -> Option<Answer> {
     let (tx, rx) = oneshot::channel();
     let wait = if cmd.changes_state() {
         COMMAND_TIMEOUT
@@ -446,7 +468,9 @@ fn foreign_origin(headers: &HeaderMap, secure: bool) -> Result<(), String> {
 
 /// Reads a JSON body of at most [`MAX_BODY`] bytes, sent as `application/json` (which a
 /// cross-site form cannot send without a CORS preflight).
-async fn read_json<T: serde::de::DeserializeOwned>(req: Request<Incoming>) -> Result<T, Response<Body>> {
+async fn read_json<T: serde::de::DeserializeOwned>(
+    req: Request<Incoming>,
+) -> Result<T, Response<Body>> {
     let json = req
         .headers()
         .get(header::CONTENT_TYPE)
@@ -471,7 +495,13 @@ async fn read_json<T: serde::de::DeserializeOwned>(req: Request<Incoming>) -> Re
                 &format!("the body is over {MAX_BODY} bytes"),
             ));
         }
-        Err(_) => return Err(error(StatusCode::REQUEST_TIMEOUT, "the body came too slowly")),
+        Err(_) => {
+            return Err(error(
+                StatusCode::REQUEST_TIMEOUT,
+                "the body came too slowly",
+            ));
+        }
     };
-    serde_json::from_slice(&bytes).map_err(|e| error(StatusCode::BAD_REQUEST, &format!("bad JSON body: {e}")))
+    serde_json::from_slice(&bytes)
+        .map_err(|e| error(StatusCode::BAD_REQUEST, &format!("bad JSON body: {e}")))
 }

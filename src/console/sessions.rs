@@ -112,7 +112,10 @@ mod tests {
         let tok = s.open("ann", ControlRole::Viewer, t0);
         assert_eq!(tok.len(), 64);
         assert!(s.touch(&tok, t0 + IDLE / 2).is_some());
-        assert!(s.touch(&tok, t0 + IDLE / 2 + IDLE + Duration::from_secs(1)).is_none());
+        assert!(
+            s.touch(&tok, t0 + IDLE / 2 + IDLE + Duration::from_secs(1))
+                .is_none()
+        );
         let tok = s.open("ann", ControlRole::Viewer, t0);
         let mut t = t0;
         while t < t0 + ABSOLUTE - IDLE / 2 {

@@ -72,7 +72,11 @@ async fn feed(
     else {
         return;
     };
-    if tx.send(message("list", &snapshot.to_string())).await.is_err() {
+    if tx
+        .send(message("list", &snapshot.to_string()))
+        .await
+        .is_err()
+    {
         return;
     }
     let mut tick = tokio::time::interval(TICK);

@@ -16,7 +16,13 @@ pub fn acceptor(cert: &Path, key: &Path) -> Result<TlsAcceptor, ConfigError> {
     };
     let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(cert)
         .and_then(|it| it.collect::<Result<_, _>>())
-        .map_err(|e| refuse("--http-tls-cert", cert, format!("no PEM certificates ({e})")))?;
+        .map_err(|e| {
+            refuse(
+                "--http-tls-cert",
+                cert,
+                format!("no PEM certificates ({e})"),
+            )
+        })?;
     if certs.is_empty() {
         return Err(refuse(
             "--http-tls-cert",

@@ -53,7 +53,8 @@ impl WebUsers {
         })?;
         let toml = path.extension().is_some_and(|e| e == "toml");
         let file: File = if toml {
-            toml::from_str(&text).map_err(|e| in_file(format!("not a users file ({e}); {SHAPE}")))?
+            toml::from_str(&text)
+                .map_err(|e| in_file(format!("not a users file ({e}); {SHAPE}")))?
         } else {
             serde_json::from_str(&text)
                 .map_err(|e| in_file(format!("not a users file ({e}); {SHAPE}")))?
@@ -108,7 +109,10 @@ impl WebUsers {
 /// Whether `hash` is an argon2 PHC string with a salt and an output (what `verify` needs).
 fn check_hash(hash: &str) -> Result<(), &'static str> {
     let parsed = PasswordHash::new(hash).map_err(|_| "is not a PHC string")?;
-    if !matches!(parsed.algorithm.as_str(), "argon2id" | "argon2i" | "argon2d") {
+    if !matches!(
+        parsed.algorithm.as_str(),
+        "argon2id" | "argon2i" | "argon2d"
+    ) {
         return Err("is not an argon2 hash");
     }
     if parsed.salt.is_none() || parsed.hash.is_none() {
@@ -153,7 +157,10 @@ mod tests {
             r#"{"users":[{"name":"ann","role":"viewer","hash":"hunter2"}]}"#,
         )
         .unwrap_err();
-        assert!(e.contains("user `ann`") && e.contains("clutch passwd"), "{e}");
+        assert!(
+            e.contains("user `ann`") && e.contains("clutch passwd"),
+            "{e}"
+        );
         let e = load(
             "u.json",
             r#"{"users":[{"name":"ann","role":"viewer","hash":"$pbkdf2$x$y"}]}"#,

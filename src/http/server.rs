@@ -112,7 +112,9 @@ pub(crate) async fn serve(
             match tls {
                 None => connection(stream, peer, shared).await,
                 Some(tls) => {
-                    if let Ok(Ok(stream)) = tokio::time::timeout(HEAD_TIMEOUT, tls.accept(stream)).await {
+                    if let Ok(Ok(stream)) =
+                        tokio::time::timeout(HEAD_TIMEOUT, tls.accept(stream)).await
+                    {
                         connection(stream, peer, shared).await;
                     }
                 }
@@ -143,7 +145,11 @@ where
         .header_read_timeout(HEAD_TIMEOUT)
         .serve_connection(TokioIo::new(stream), service);
     tokio::pin!(conn);
-    if tokio::time::timeout(CONNECTION_LIMIT, conn.as_mut()).await.is_err() && is_long.get() {
+    if tokio::time::timeout(CONNECTION_LIMIT, conn.as_mut())
+        .await
+        .is_err()
+        && is_long.get()
+    {
         // The event stream ends with the session or the master; a command within its
         // own timeout.
         let _ = conn.await;
@@ -167,7 +173,11 @@ async fn route(
     respond(shared, &req).await.map(|b| b.boxed_unsync())
 }
 
-fn reply(status: StatusCode, content_type: &'static str, body: impl Into<Bytes>) -> Response<Full<Bytes>> {
+fn reply(
+    status: StatusCode,
+    content_type: &'static str,
+    body: impl Into<Bytes>,
+) -> Response<Full<Bytes>> {
     let mut r = Response::new(Full::new(body.into()));
     *r.status_mut() = status;
     let h = r.headers_mut();

@@ -278,7 +278,11 @@ impl MasterBuilder {
         }
         settings.validate()?;
         let port = crate::listen::bind(&settings)?;
-        let http = settings.http.as_deref().map(crate::http::bind).transpose()?;
+        let http = settings
+            .http
+            .as_deref()
+            .map(crate::http::bind)
+            .transpose()?;
         let console = crate::console::prepare(&settings, http.as_ref().map(|b| b.addr))?;
         let pid_file = settings
             .pid_file

@@ -25,9 +25,8 @@ fn binary() -> String {
         return b;
     }
     for name in ["chromium", "chromium-browser", "google-chrome"] {
-        let found = std::env::var_os("PATH").is_some_and(|p| {
-            std::env::split_paths(&p).any(|d| d.join(name).is_file())
-        });
+        let found = std::env::var_os("PATH")
+            .is_some_and(|p| std::env::split_paths(&p).any(|d| d.join(name).is_file()));
         if found {
             return name.to_string();
         }
@@ -87,7 +86,11 @@ impl Browser {
             }) {
                 break u;
             }
-            assert!(Instant::now() < end, "Chromium shows no page: {}", list.body);
+            assert!(
+                Instant::now() < end,
+                "Chromium shows no page: {}",
+                list.body
+            );
             std::thread::sleep(Duration::from_millis(50));
         };
         let (ws, _) = tungstenite::connect(url.as_str()).expect("the DevTools WebSocket");
@@ -112,7 +115,9 @@ impl Browser {
         self.next += 1;
         let id = self.next;
         let msg = json!({"id": id, "method": method, "params": params}).to_string();
-        self.ws.send(Message::text(msg)).expect("a DevTools call is sent");
+        self.ws
+            .send(Message::text(msg))
+            .expect("a DevTools call is sent");
         loop {
             let m = self.ws.read().expect("DevTools answers");
             let Message::Text(t) = m else { continue };
@@ -127,7 +132,10 @@ impl Browser {
     /// Loads `url` and waits until its document is complete.
     pub fn navigate(&mut self, url: &str) {
         self.call("Page.navigate", json!({"url": url}));
-        self.wait_for("the page to load", "document.readyState === 'complete' && location.href !== 'about:blank'");
+        self.wait_for(
+            "the page to load",
+            "document.readyState === 'complete' && location.href !== 'about:blank'",
+        );
     }
 
     /// Evaluates `js` in the page (awaiting a promise) and returns its value.
@@ -145,13 +153,16 @@ impl Browser {
         let end = Instant::now() + DEADLINE * 2;
         loop {
             let v = self.eval(js);
-            let truthy = !matches!(&v, Value::Null | Value::Bool(false))
-                && v != json!(0)
-                && v != json!("");
+            let truthy =
+                !matches!(&v, Value::Null | Value::Bool(false)) && v != json!(0) && v != json!("");
             if truthy {
                 return v;
             }
-            assert!(Instant::now() < end, "no {what} within {:?}: `{js}` is {v}", DEADLINE * 2);
+            assert!(
+                Instant::now() < end,
+                "no {what} within {:?}: `{js}` is {v}",
+                DEADLINE * 2
+            );
             std::thread::sleep(Duration::from_millis(100));
         }
     }

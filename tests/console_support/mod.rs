@@ -30,7 +30,15 @@ pub fn users_file(dir: &tempfile::TempDir, users: &[(&str, &str)]) -> PathBuf {
 pub fn start_console(workers: usize, users: &std::path::Path, flags: &[&str]) -> (Clutch, u16) {
     let w = workers.to_string();
     let users = users.to_str().unwrap();
-    let mut args = vec!["-w", &w, "--no-agent", "--http", "127.0.0.1:0", "--http-users", users];
+    let mut args = vec![
+        "-w",
+        &w,
+        "--no-agent",
+        "--http",
+        "127.0.0.1:0",
+        "--http-users",
+        users,
+    ];
     args.extend_from_slice(flags);
     args.push("--");
     args.push(fixture());
@@ -66,7 +74,8 @@ impl Answer {
 pub fn request(port: u16, method: &str, path: &str, headers: &[String], body: &str) -> Answer {
     let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
     s.set_read_timeout(Some(DEADLINE)).unwrap();
-    let mut text = format!("{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n");
+    let mut text =
+        format!("{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n");
     for h in headers {
         text.push_str(h);
         text.push_str("\r\n");
@@ -90,7 +99,10 @@ pub fn parse(out: &[u8]) -> Answer {
         .nth(1)
         .and_then(|s| s.parse().ok())
         .unwrap_or_else(|| panic!("no status line: {text:?}"));
-    let body = if head.to_ascii_lowercase().contains("transfer-encoding: chunked") {
+    let body = if head
+        .to_ascii_lowercase()
+        .contains("transfer-encoding: chunked")
+    {
         unchunk(body)
     } else {
         body.to_string()
@@ -139,7 +151,13 @@ pub fn login(port: u16, user: &str) -> Login {
     assert_eq!(a.status, 200, "{a:?}");
     let set = a.header("set-cookie").expect("a session cookie");
     let cookie = format!("Cookie: {}", set.split(';').next().unwrap());
-    let s = request(port, "GET", "/api/session", std::slice::from_ref(&cookie), "");
+    let s = request(
+        port,
+        "GET",
+        "/api/session",
+        std::slice::from_ref(&cookie),
+        "",
+    );
     assert_eq!(s.status, 200, "{s:?}");
     Login {
         cookie,
@@ -162,7 +180,13 @@ impl Login {
 
     /// `GET /api/state`: the same JSON as `clutch ctl list --json`.
     pub fn state(&self, port: u16) -> Value {
-        let a = request(port, "GET", "/api/state", std::slice::from_ref(&self.cookie), "");
+        let a = request(
+            port,
+            "GET",
+            "/api/state",
+            std::slice::from_ref(&self.cookie),
+            "",
+        );
         assert_eq!(a.status, 200, "{a:?}");
         a.json()
     }
