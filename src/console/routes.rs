@@ -369,12 +369,21 @@ async fn login(console: &Rc<Console>, req: Request<Incoming>, peer: SocketAddr) 
     let hash = user
         .as_ref()
         .map_or_else(|| password::decoy().to_string(), |u| u.hash.clone());
-    console.verifying.set(console.verifying.get() + 1);
-    let password_given = body.password;
-    let ok = tokio::task::spawn_blocking(move || password::verify(&password_given, &hash))
-        .await
-        .unwrap_or(false);
-    console.verifying.set(console.verifying.get() - 1);
+    let ok = {
+        // Counted down on drop: a client that hangs up mid-check drops this future.
+        struct Verifying<'a>(&'a Cell<usize>);
+        impl Drop for Verifying<'_> {
+            fn drop(&mut self) {
+                self.0.set(self.0.get() - 1);
+            }
+        }
+        console.verifying.set(console.verifying.get() + 1);
+        let _counted = Verifying(&console.verifying);
+        let password_given = body.password;
+        tokio::task::spawn_blocking(move || password::verify(&password_given, &hash))
+            .await
+            .unwrap_or(false)
+    };
     let shown: String = body.user.chars().take(64).collect();
     match user {
         Some(u) if ok => {
