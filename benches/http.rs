@@ -41,13 +41,7 @@ fn cpu(pid: u32) -> (f64, f64) {
 /// Starts the master and waits until its workers are ready; its HTTP port, if `http`.
 fn start(workers: usize, http: bool) -> (Child, Option<u16>) {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_clutch"));
-    cmd.args([
-        "start",
-        "--no-control",
-        "--no-agent",
-        "-w",
-        &workers.to_string(),
-    ]);
+    cmd.args(["start", "--no-control", "--no-agent", "-w", &workers.to_string()]);
     if http {
         cmd.args(["--http", "127.0.0.1:0"]);
     }
@@ -92,11 +86,7 @@ fn scrape(port: u16) -> usize {
         .unwrap();
     let mut out = Vec::new();
     s.read_to_end(&mut out).unwrap();
-    assert!(
-        out.starts_with(b"HTTP/1.1 200"),
-        "{}",
-        String::from_utf8_lossy(&out)
-    );
+    assert!(out.starts_with(b"HTTP/1.1 200"), "{}", String::from_utf8_lossy(&out));
     out.len()
 }
 
@@ -155,11 +145,7 @@ fn main() {
     let secs: u64 = std::env::var("BENCH_SECONDS").map_or(30, |s| s.parse().unwrap());
     let workers: usize = std::env::var("BENCH_WORKERS").map_or(64, |s| s.parse().unwrap());
     let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
-    println!(
-        "machine: {}; load average: {}",
-        common::machine(),
-        load.trim()
-    );
+    println!("machine: {}; load average: {}", common::machine(), load.trim());
     scrape_cost(workers);
     let off = idle_cost(workers, secs, false);
     let on = idle_cost(workers, secs, true);

@@ -33,13 +33,7 @@ fn on_cpu_seconds(pid: u32) -> f64 {
 
 fn master_cpu(workers: usize, interval_ms: u64, secs: u64) -> (f64, f64) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_clutch"))
-        .args([
-            "start",
-            "--no-control",
-            "--no-agent",
-            "-w",
-            &workers.to_string(),
-        ])
+        .args(["start", "--no-control", "--no-agent", "-w", &workers.to_string()])
         .args(["--monitor-interval", &interval_ms.to_string(), "--"])
         .arg(env!("CARGO_BIN_EXE_clutch-fixture"))
         .stderr(Stdio::piped())

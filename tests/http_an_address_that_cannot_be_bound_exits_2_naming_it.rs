@@ -17,10 +17,7 @@ fn refused(http: &str) -> String {
     let status = c.finish(DEADLINE);
     let stderr = c.stderr.text();
     assert_eq!(status.code(), Some(2), "stderr:\n{stderr}");
-    assert!(
-        stderr.contains("--http") && stderr.contains(http),
-        "{stderr}"
-    );
+    assert!(stderr.contains("--http") && stderr.contains(http), "{stderr}");
     assert!(!stderr.contains("ready"), "a worker started: {stderr}");
     stderr
 }

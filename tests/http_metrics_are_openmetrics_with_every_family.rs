@@ -27,13 +27,8 @@ fn metrics_hold_every_family_with_sane_values() {
     }));
     let m = scrape_until(port, "the pushed figures and two CPU samples", |m| {
         m.get("clutch_worker_pushed_qps").is_some()
-            && values(
-                m,
-                "clutch_worker_cpu_seconds",
-                "clutch_worker_cpu_seconds_total",
-                &[],
-            )
-            .len()
+            && values(m, "clutch_worker_cpu_seconds", "clutch_worker_cpu_seconds_total", &[])
+                .len()
                 == 2
     });
 
@@ -42,47 +37,19 @@ fn metrics_hold_every_family_with_sane_values() {
         .unwrap()
         .as_secs_f64();
     assert!(value(&m, "process_cpu_seconds", "process_cpu_seconds_total", &[]) > 0.0);
-    assert!(
-        value(
-            &m,
-            "process_resident_memory_bytes",
-            "process_resident_memory_bytes",
-            &[]
-        ) > 1e6
-    );
+    assert!(value(&m, "process_resident_memory_bytes", "process_resident_memory_bytes", &[]) > 1e6);
     assert!(value(&m, "process_open_fds", "process_open_fds", &[]) >= 3.0);
-    let master_start = value(
-        &m,
-        "process_start_time_seconds",
-        "process_start_time_seconds",
-        &[],
-    );
-    assert!(
-        master_start > now - 600.0 && master_start <= now + 1.0,
-        "{master_start} vs {now}"
-    );
+    let master_start = value(&m, "process_start_time_seconds", "process_start_time_seconds", &[]);
+    assert!(master_start > now - 600.0 && master_start <= now + 1.0, "{master_start} vs {now}");
 
     for slot in ["1", "2"] {
         let l = [("role", "app"), ("slot", slot)];
+        assert_eq!(value(&m, "clutch_worker_ready", "clutch_worker_ready", &l), 1.0);
         assert_eq!(
-            value(&m, "clutch_worker_ready", "clutch_worker_ready", &l),
-            1.0
-        );
-        assert_eq!(
-            value(
-                &m,
-                "clutch_worker_restarts",
-                "clutch_worker_restarts_total",
-                &l
-            ),
+            value(&m, "clutch_worker_restarts", "clutch_worker_restarts_total", &l),
             0.0
         );
-        let cpu = value(
-            &m,
-            "clutch_worker_cpu_seconds",
-            "clutch_worker_cpu_seconds_total",
-            &l,
-        );
+        let cpu = value(&m, "clutch_worker_cpu_seconds", "clutch_worker_cpu_seconds_total", &l);
         assert!(cpu >= 0.0);
         let rss = value(
             &m,
@@ -102,40 +69,22 @@ fn metrics_hold_every_family_with_sane_values() {
     assert_eq!(m["clutch_worker_cpu_seconds"]["type"], "counter");
     assert_eq!(m["clutch_worker_cpu_seconds"]["unit"], "seconds");
 
-    let pushed =
-        |name: &str, slot: &str| values(&m, name, name, &[("role", "app"), ("slot", slot)]);
+    let pushed = |name: &str, slot: &str| {
+        values(&m, name, name, &[("role", "app"), ("slot", slot)])
+    };
     assert_eq!(pushed("clutch_worker_pushed_qps", "1"), [12.5]);
     assert_eq!(pushed("clutch_worker_pushed_queue_depth", "1"), [3.0]);
     assert!(pushed("clutch_worker_pushed_qps", "2").is_empty());
-    assert!(
-        m.get("clutch_worker_pushed_name").is_none(),
-        "strings are not gauges"
-    );
-    assert_eq!(
-        value(
-            &m,
-            "clutch_pushed_names_dropped",
-            "clutch_pushed_names_dropped",
-            &[]
-        ),
-        0.0
-    );
+    assert!(m.get("clutch_worker_pushed_name").is_none(), "strings are not gauges");
+    assert_eq!(value(&m, "clutch_pushed_names_dropped", "clutch_pushed_names_dropped", &[]), 0.0);
 
     let workers = |role: &str, state: &str| {
-        value(
-            &m,
-            "clutch_workers",
-            "clutch_workers",
-            &[("role", role), ("state", state)],
-        )
+        value(&m, "clutch_workers", "clutch_workers", &[("role", role), ("state", state)])
     };
     assert_eq!(workers("app", "ready"), 2.0);
     assert_eq!(workers("app", "starting"), 0.0);
     assert_eq!(workers("agent", "ready"), 0.0);
-    assert_eq!(
-        value(&m, "clutch_workers_desired", "clutch_workers_desired", &[]),
-        2.0
-    );
+    assert_eq!(value(&m, "clutch_workers_desired", "clutch_workers_desired", &[]), 2.0);
     for reason in ["invalid", "too_long", "full", "no_route"] {
         value(
             &m,
@@ -145,30 +94,15 @@ fn metrics_hold_every_family_with_sane_values() {
         );
     }
     for reason in ["crash", "operator", "recycle"] {
-        let v = value(
-            &m,
-            "clutch_restarts",
-            "clutch_restarts_total",
-            &[("reason", reason)],
-        );
+        let v = value(&m, "clutch_restarts", "clutch_restarts_total", &[("reason", reason)]);
         assert_eq!(v, 0.0, "{reason}");
     }
     assert_eq!(
-        value(
-            &m,
-            "clutch_connections_handed_off",
-            "clutch_connections_handed_off_total",
-            &[]
-        ),
+        value(&m, "clutch_connections_handed_off", "clutch_connections_handed_off_total", &[]),
         0.0
     );
     for result in ["completed", "aborted"] {
-        let v = value(
-            &m,
-            "clutch_reloads",
-            "clutch_reloads_total",
-            &[("result", result)],
-        );
+        let v = value(&m, "clutch_reloads", "clutch_reloads_total", &[("result", result)]);
         assert_eq!(v, 0.0);
     }
     assert_eq!(m["clutch_reload_duration_seconds"]["type"], "histogram");
@@ -182,31 +116,16 @@ fn metrics_hold_every_family_with_sane_values() {
         0.0
     );
     assert_eq!(
-        value(
-            &m,
-            "clutch_build",
-            "clutch_build_info",
-            &[("version", env!("CARGO_PKG_VERSION"))]
-        ),
+        value(&m, "clutch_build", "clutch_build_info", &[("version", env!("CARGO_PKG_VERSION"))]),
         1.0
     );
 
-    let routed = value(
-        &m,
-        "clutch_messages_routed",
-        "clutch_messages_routed_total",
-        &[],
-    );
+    let routed = value(&m, "clutch_messages_routed", "clutch_messages_routed_total", &[]);
     for i in 0..5 {
         c.send(&json!({"action": "hello", "to": "app", "data": i}));
     }
     scrape_until(port, "five more routed messages", |m| {
-        value(
-            m,
-            "clutch_messages_routed",
-            "clutch_messages_routed_total",
-            &[],
-        ) >= routed + 5.0
+        value(m, "clutch_messages_routed", "clutch_messages_routed_total", &[]) >= routed + 5.0
     });
 
     net::stop_cleanly(c);

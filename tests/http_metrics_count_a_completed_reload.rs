@@ -11,12 +11,7 @@ fn a_reload_is_counted_and_timed() {
     let (c, port) = start_with_http(2, &[], &[]);
     c.signal(libc::SIGHUP);
     let m = scrape_until(port, "a completed reload", |m| {
-        value(
-            m,
-            "clutch_reloads",
-            "clutch_reloads_total",
-            &[("result", "completed")],
-        ) == 1.0
+        value(m, "clutch_reloads", "clutch_reloads_total", &[("result", "completed")]) == 1.0
     });
     let count = value(
         &m,
@@ -41,15 +36,7 @@ fn a_reload_is_counted_and_timed() {
     assert_eq!(inf, 1.0);
     for slot in ["1", "2"] {
         let l = [("role", "app"), ("slot", slot)];
-        assert_eq!(
-            value(
-                &m,
-                "clutch_worker_restarts",
-                "clutch_worker_restarts_total",
-                &l
-            ),
-            0.0
-        );
+        assert_eq!(value(&m, "clutch_worker_restarts", "clutch_worker_restarts_total", &l), 0.0);
     }
     net::stop_cleanly(c);
 }

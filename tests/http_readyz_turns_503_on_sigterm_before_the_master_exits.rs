@@ -35,10 +35,7 @@ fn readyz_is_503_while_the_cluster_stops() {
     let body = last.unwrap().body;
     assert!(body.contains("stopping"), "{body}");
     let live = get(port, "/livez");
-    assert_eq!(
-        live.status, 200,
-        "the stopping master's loop still answers: {live:?}"
-    );
+    assert_eq!(live.status, 200, "the stopping master's loop still answers: {live:?}");
 
     let status = c.finish(std::time::Duration::from_secs(30));
     assert_eq!(status.code(), Some(0), "stderr:\n{}", c.stderr.text());

@@ -16,10 +16,7 @@ fn other_paths_methods_and_oversized_heads_are_refused() {
     assert_eq!(r.status, 404, "{r:?}");
     assert!(r.body.contains("/metrics"), "{r:?}");
 
-    let r = raw(
-        port,
-        "POST /metrics HTTP/1.1\r\nHost: t\r\nContent-Length: 0\r\n\r\n",
-    );
+    let r = raw(port, "POST /metrics HTTP/1.1\r\nHost: t\r\nContent-Length: 0\r\n\r\n");
     assert!(r.starts_with("HTTP/1.1 405"), "{r}");
     assert!(r.to_ascii_lowercase().contains("allow: get, head"), "{r}");
 
@@ -33,11 +30,7 @@ fn other_paths_methods_and_oversized_heads_are_refused() {
         "a".repeat(64 * 1024)
     );
     let r = raw(port, &big);
-    assert!(
-        !r.starts_with("HTTP/1.1 200"),
-        "a 64 KiB head was served: {:.80}",
-        r
-    );
+    assert!(!r.starts_with("HTTP/1.1 200"), "a 64 KiB head was served: {:.80}", r);
 
     net::stop_cleanly(c);
 }

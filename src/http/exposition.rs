@@ -84,12 +84,7 @@ fn by_reason(reasons: impl Iterator<Item = (&'static str, u64)>) -> Family<Reaso
 }
 
 /// The text of one scrape.
-pub(crate) fn render(
-    view: &View,
-    counters: &Snapshot,
-    monitor: &Monitor,
-    reloads: &Reloads,
-) -> String {
+pub(crate) fn render(view: &View, counters: &Snapshot, monitor: &Monitor, reloads: &Reloads) -> String {
     let mut reg = Registry::default();
     process(&mut reg);
     workers(&mut reg, view, monitor);
@@ -148,9 +143,7 @@ fn workers(reg: &mut Registry, view: &View, monitor: &Monitor) {
         ready
             .get_or_create(&labels)
             .set(current.is_some_and(|w| w.ready) as i64);
-        restarts
-            .get_or_create(&labels)
-            .inc_by(u64::from(s.restarts));
+        restarts.get_or_create(&labels).inc_by(u64::from(s.restarts));
         let Some(w) = current else { continue };
         start.get_or_create(&labels).set(w.start_time);
         let Some(sample) = samples.get(&w.id) else {
@@ -244,12 +237,7 @@ fn cluster(reg: &mut Registry, view: &View, m: &Snapshot, reloads: &Reloads) {
     reg.register(
         "clutch_restarts",
         "Workers started again in their slot, by reason, cluster-wide",
-        by_reason(
-            RestartReason::ALL
-                .iter()
-                .map(|r| r.as_str())
-                .zip(m.restarts),
-        ),
+        by_reason(RestartReason::ALL.iter().map(|r| r.as_str()).zip(m.restarts)),
     );
     reg.register(
         "clutch_exits",
@@ -258,18 +246,12 @@ fn cluster(reg: &mut Registry, view: &View, m: &Snapshot, reloads: &Reloads) {
     );
     let results = Family::<ResultLabels, Counter>::default();
     results
-        .get_or_create(&ResultLabels {
-            result: "completed",
-        })
+        .get_or_create(&ResultLabels { result: "completed" })
         .inc_by(reloads.completed.get());
     results
         .get_or_create(&ResultLabels { result: "aborted" })
         .inc_by(reloads.aborted.get());
-    reg.register(
-        "clutch_reloads",
-        "Rolling reloads that ended, by result",
-        results,
-    );
+    reg.register("clutch_reloads", "Rolling reloads that ended, by result", results);
     reg.register_with_unit(
         "clutch_reload_duration",
         "How long rolling reloads took, from start to completion or abort",
@@ -279,9 +261,6 @@ fn cluster(reg: &mut Registry, view: &View, m: &Snapshot, reloads: &Reloads) {
     reg.register(
         "clutch_build",
         "The clutch build",
-        Info::new(vec![(
-            "version".to_string(),
-            env!("CARGO_PKG_VERSION").to_string(),
-        )]),
+        Info::new(vec![("version".to_string(), env!("CARGO_PKG_VERSION").to_string())]),
     );
 }

@@ -20,13 +20,7 @@ pub(crate) fn sanitize(key: &str) -> Option<String> {
     }
     Some(
         key.chars()
-            .map(|c| {
-                if c.is_ascii_alphanumeric() || c == '_' {
-                    c
-                } else {
-                    '_'
-                }
-            })
+            .map(|c| if c.is_ascii_alphanumeric() || c == '_' { c } else { '_' })
             .collect(),
     )
 }
@@ -69,10 +63,7 @@ mod tests {
     #[test]
     fn names_keep_only_metric_characters() {
         assert_eq!(sanitize("qps").as_deref(), Some("qps"));
-        assert_eq!(
-            sanitize("http.req-rate/s").as_deref(),
-            Some("http_req_rate_s")
-        );
+        assert_eq!(sanitize("http.req-rate/s").as_deref(), Some("http_req_rate_s"));
         assert_eq!(sanitize("é1").as_deref(), Some("_1"));
         assert_eq!(sanitize(""), None);
     }
@@ -90,9 +81,7 @@ mod tests {
 
     #[test]
     fn past_the_bound_the_same_names_are_kept_and_the_rest_counted() {
-        let a: Map<String, Value> = (0..MAX_NAMES)
-            .map(|i| (format!("k{i:03}"), 1.into()))
-            .collect();
+        let a: Map<String, Value> = (0..MAX_NAMES).map(|i| (format!("k{i:03}"), 1.into())).collect();
         let b: Map<String, Value> = (0..10).map(|i| (format!("z{i}"), 1.into())).collect();
         let (sel, dropped) = select([&b, &a].into_iter());
         assert_eq!((sel.len(), dropped), (MAX_NAMES, 10));

@@ -54,10 +54,7 @@ pub(crate) enum NotReady {
     Starting,
     Stopping,
     /// Fewer ready app workers than needed.
-    Short {
-        ready: usize,
-        needed: usize,
-    },
+    Short { ready: usize, needed: usize },
 }
 
 impl std::fmt::Display for NotReady {
@@ -65,18 +62,16 @@ impl std::fmt::Display for NotReady {
         match self {
             NotReady::Starting => write!(f, "the cluster is starting"),
             NotReady::Stopping => write!(f, "the cluster is stopping"),
-            NotReady::Short { ready, needed } => {
-                write!(f, "{ready} app worker(s) ready, {needed} needed")
-            }
+            NotReady::Short { ready, needed } => write!(
+                f,
+                "{ready} app worker(s) ready, {needed} needed"
+            ),
         }
     }
 }
 
 fn label<T: PartialEq + Copy>(table: &[(T, &str)], v: T) -> usize {
-    table
-        .iter()
-        .position(|(t, _)| *t == v)
-        .expect("every value is in its table")
+    table.iter().position(|(t, _)| *t == v).expect("every value is in its table")
 }
 
 impl View {
@@ -87,8 +82,7 @@ impl View {
             let at = wall
                 .checked_sub(now.saturating_duration_since(spawned))
                 .unwrap_or(wall);
-            at.duration_since(UNIX_EPOCH)
-                .map_or(0.0, |d| d.as_secs_f64())
+            at.duration_since(UNIX_EPOCH).map_or(0.0, |d| d.as_secs_f64())
         };
         let mut workers = [[0; 3]; 2];
         for w in core.workers() {
@@ -100,14 +94,11 @@ impl View {
                 role: s.role,
                 id: s.id,
                 restarts: s.restarts,
-                current: s
-                    .current
-                    .and_then(|id| core.worker(id))
-                    .map(|w| CurrentWorker {
-                        id: w.id,
-                        ready: w.phase == Phase::Ready,
-                        start_time: epoch(w.spawned),
-                    }),
+                current: s.current.and_then(|id| core.worker(id)).map(|w| CurrentWorker {
+                    id: w.id,
+                    ready: w.phase == Phase::Ready,
+                    start_time: epoch(w.spawned),
+                }),
             })
             .collect();
         View {
@@ -136,9 +127,7 @@ impl View {
             ClusterPhase::Stopping { .. } => return Err(NotReady::Stopping),
             ClusterPhase::Ready => {}
         }
-        let needed = self
-            .ready_minimum
-            .map_or(self.desired, |n| n.min(self.desired));
+        let needed = self.ready_minimum.map_or(self.desired, |n| n.min(self.desired));
         let ready = self.ready_apps();
         if ready < needed {
             return Err(NotReady::Short { ready, needed });
@@ -176,10 +165,7 @@ mod tests {
 
     #[test]
     fn ready_needs_every_app_worker_by_default() {
-        assert_eq!(
-            view(ClusterPhase::Ready, &[true, true], None).readiness(),
-            Ok(())
-        );
+        assert_eq!(view(ClusterPhase::Ready, &[true, true], None).readiness(), Ok(()));
         assert_eq!(
             view(ClusterPhase::Ready, &[true, false], None).readiness(),
             Err(NotReady::Short {

@@ -74,12 +74,7 @@ pub fn parse_openmetrics(text: &str) -> Value {
         .stderr(std::process::Stdio::piped())
         .spawn()
         .expect("this test needs `python3` on PATH");
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(text.as_bytes())
-        .unwrap();
+    child.stdin.take().unwrap().write_all(text.as_bytes()).unwrap();
     let out = child.wait_with_output().unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
@@ -87,10 +82,7 @@ pub fn parse_openmetrics(text: &str) -> Value {
         "this test needs the Python package prometheus_client (Debian: python3-prometheus-client; \
          or pip install prometheus-client)"
     );
-    assert!(
-        out.status.success(),
-        "the OpenMetrics parser refused /metrics: {stderr}\n{text}"
-    );
+    assert!(out.status.success(), "the OpenMetrics parser refused /metrics: {stderr}\n{text}");
     serde_json::from_slice(&out.stdout).unwrap()
 }
 
@@ -99,9 +91,7 @@ pub fn scrape(port: u16) -> Value {
     let r = get(port, "/metrics");
     assert_eq!(r.status, 200, "{r:?}");
     assert!(
-        r.head
-            .to_ascii_lowercase()
-            .contains("content-type: application/openmetrics-text"),
+        r.head.to_ascii_lowercase().contains("content-type: application/openmetrics-text"),
         "{}",
         r.head
     );
@@ -143,10 +133,7 @@ pub fn scrape_until(port: u16, what: &str, mut cond: impl FnMut(&Value) -> bool)
         if cond(&m) {
             return m;
         }
-        assert!(
-            std::time::Instant::now() < end,
-            "no {what} within {DEADLINE:?}: {m}"
-        );
+        assert!(std::time::Instant::now() < end, "no {what} within {DEADLINE:?}: {m}");
         std::thread::sleep(Duration::from_millis(100));
     }
 }
