@@ -34,6 +34,11 @@ enum Command {
     /// scale, kill, signal, send, request, reload, shutdown (see `clutch ctl --help`).
     #[command(after_help = clutch::control::client::AFTER_HELP)]
     Ctl(clutch::control::client::CtlArgs),
+    /// Print the argon2 hash of a password, for the web console's users file
+    /// (--http-users). The password is read from the terminal without echo (asked twice),
+    /// or from the first line of stdin when it is not a terminal:
+    /// `clutch passwd < secret.txt`. The hash goes to stdout; nothing else is printed there.
+    Passwd,
     /// Run as a demo worker (used by the demo cluster itself).
     #[command(name = "demo-worker", hide = true)]
     DemoWorker,
@@ -81,6 +86,7 @@ fn main() -> ExitCode {
                 ExitCode::from(1)
             }
         },
+        Command::Passwd => ExitCode::from(clutch::console::password::passwd_command()),
         Command::Ctl(args) => ExitCode::from(clutch::control::client::run(args)),
         Command::Start(args) => {
             clutch::log::init();

@@ -300,6 +300,11 @@ pub struct Settings {
     pub subreaper: bool,
     /// Where workers' stdout and stderr go.
     pub output: OutputMode,
+    /// The web console's users file (`--http-users`); `None`: no console.
+    pub http_users: Option<PathBuf>,
+    /// `--http-tls-cert` and `--http-tls-key`: serve `--http` over TLS.
+    pub http_tls_cert: Option<PathBuf>,
+    pub http_tls_key: Option<PathBuf>,
 }
 
 /// Where the master listens for `clutch ctl`.
@@ -352,6 +357,9 @@ impl Default for Settings {
             ready_minimum: None,
             subreaper: false,
             output: OutputMode::Inherit,
+            http_users: None,
+            http_tls_cert: None,
+            http_tls_key: None,
         }
     }
 }

@@ -171,6 +171,7 @@
 
 pub mod channel;
 pub mod config;
+pub mod console;
 pub mod control;
 pub mod egg;
 pub mod error;

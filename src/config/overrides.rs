@@ -184,6 +184,19 @@ overrides! {
         /// [default: off].
         #[arg(long, value_name = "ADDR")]
         pub http: Option<String>,
+        /// Turn on the web console at / (with --http): who may log in, a JSON or TOML file
+        /// of users, each with a name, a role (viewer, operator or admin, as for `clutch
+        /// ctl`) and an argon2 hash from `clutch passwd` (see docs/CONSOLE.md). No file, no
+        /// console [default: off].
+        #[arg(long, value_name = "FILE", requires = "http")]
+        pub http_users: Option<PathBuf>,
+        /// The TLS certificate chain (PEM) --http serves with; needs --http-tls-key.
+        /// Required when the console is on and --http is not a loopback address.
+        #[arg(long, value_name = "FILE", requires = "http_tls_key")]
+        pub http_tls_cert: Option<PathBuf>,
+        /// The private key (PEM: PKCS#8, PKCS#1 or SEC1) of --http-tls-cert.
+        #[arg(long, value_name = "FILE", requires = "http_tls_cert")]
+        pub http_tls_key: Option<PathBuf>,
         /// /readyz answers 200 once this many app workers are ready (at most the desired
         /// number) [default: every app worker].
         #[arg(long, value_name = "N")]
@@ -311,6 +324,9 @@ impl Overrides {
         set(&mut s.http, self.http.clone().map(Some));
         set(&mut s.ready_minimum, self.ready_minimum.map(Some));
         set(&mut s.output, self.output);
+        set(&mut s.http_users, self.http_users.clone().map(Some));
+        set(&mut s.http_tls_cert, self.http_tls_cert.clone().map(Some));
+        set(&mut s.http_tls_key, self.http_tls_key.clone().map(Some));
         set(&mut s.pid_file, self.pid_file.clone().map(Some));
         set(&mut s.name, self.name.clone());
         if let Some(path) = &self.control_socket {

@@ -28,7 +28,7 @@ impl ControlRole {
         }
     }
 
-    fn parse(s: &str) -> Option<ControlRole> {
+    pub(crate) fn parse(s: &str) -> Option<ControlRole> {
         match s {
             "viewer" => Some(ControlRole::Viewer),
             "operator" => Some(ControlRole::Operator),
@@ -45,6 +45,9 @@ pub struct Caller {
     pub gid: u32,
     /// The user's name, when it has one.
     pub name: Option<String>,
+    /// A web console user (`--http-users`): `name` is the console's user name, and `uid`
+    /// and `gid` are the master's own.
+    pub web: bool,
 }
 
 impl Caller {
@@ -54,7 +57,22 @@ impl Caller {
             .ok()
             .flatten()
             .map(|u| u.name);
-        Caller { uid, gid, name }
+        Caller {
+            uid,
+            gid,
+            name,
+            web: false,
+        }
+    }
+
+    /// A user logged in to the web console, who acts through the master.
+    pub fn web(user: &str) -> Caller {
+        Caller {
+            uid: Uid::effective().as_raw(),
+            gid: Gid::effective().as_raw(),
+            name: Some(user.to_string()),
+            web: true,
+        }
     }
 
     /// The master itself (a signal it turned into a command).
@@ -63,6 +81,7 @@ impl Caller {
             uid: Uid::current().as_raw(),
             gid: Gid::current().as_raw(),
             name: Some(what.to_string()),
+            web: false,
         }
     }
 }
@@ -70,6 +89,7 @@ impl Caller {
 impl fmt::Display for Caller {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match &self.name {
+            Some(n) if self.web => write!(f, "web user {n}"),
             Some(n) => write!(f, "{n} (uid {})", self.uid),
             None => write!(f, "uid {}", self.uid),
         }

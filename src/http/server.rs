@@ -1,12 +1,13 @@
 //! Serving the endpoint: hyper's HTTP/1 server, one `spawn_local` task per connection on
 //! the master's thread (its state is `Rc`, so no `Send` server would do), and the three
-//! routes.
+//! routes; the web console's paths go to [`crate::console`], and with
+//! `--http-tls-cert` every connection is TLS first (rustls).
 
 use super::view::View;
 use super::{ASK_TIMEOUT, Bound, CONNECTION_LIMIT, MAX_CONNECTIONS, Reloads};
 use crate::master::lifecycle::Event;
 use crate::master::messenger::Messenger;
-use http_body_util::Full;
+use http_body_util::{BodyExt, Full};
 use hyper::body::{Bytes, Incoming};
 use hyper::header::{ALLOW, CACHE_CONTROL, CONTENT_TYPE, HeaderValue};
 use hyper::service::service_fn;
@@ -16,6 +17,7 @@ use std::cell::Cell;
 use std::convert::Infallible;
 use std::rc::Rc;
 use std::time::Duration;
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::mpsc::UnboundedSender;
 use tokio::sync::oneshot;
 use tokio::task::spawn_local;
@@ -33,6 +35,7 @@ struct Shared {
     events: UnboundedSender<Event>,
     messenger: Rc<Messenger>,
     reloads: Rc<Reloads>,
+    console: Rc<crate::console::Console>,
 }
 
 impl Shared {
@@ -64,6 +67,7 @@ pub(crate) async fn serve(
     events: UnboundedSender<Event>,
     messenger: Rc<Messenger>,
     reloads: Rc<Reloads>,
+    setup: Option<crate::console::Setup>,
 ) {
     let addr = bound.addr;
     let listener = match tokio::net::TcpListener::from_std(bound.listener) {
@@ -73,16 +77,25 @@ pub(crate) async fn serve(
             return;
         }
     };
-    tracing::info!("http on {addr}: /metrics, /livez, /readyz");
+    let console = crate::console::Console::new(setup.as_ref());
+    let tls = setup.and_then(|s| s.tls);
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    let paths = if console.is_on() {
+        "/ (the web console), /metrics, /livez, /readyz"
+    } else {
+        "/metrics, /livez, /readyz (no web console: no --http-users)"
+    };
+    tracing::info!("http on {addr}: {scheme}://{addr} serves {paths}");
     let shared = Rc::new(Shared {
         events,
         messenger,
         reloads,
+        console: Rc::new(console),
     });
     let open = Rc::new(Cell::new(0usize));
     loop {
-        let stream = match listener.accept().await {
-            Ok((s, _)) => s,
+        let (stream, peer) = match listener.accept().await {
+            Ok(s) => s,
             Err(e) => {
                 // EMFILE and the like: wait rather than spin.
                 tracing::warn!("--http accept failed: {e}");
@@ -97,21 +110,72 @@ pub(crate) async fn serve(
         open.set(open.get() + 1);
         let guard = Open(open.clone());
         let shared = shared.clone();
+        let tls = tls.clone();
         spawn_local(async move {
             let _guard = guard;
-            let service = service_fn(move |req| {
-                let shared = shared.clone();
-                async move { Ok::<_, Infallible>(route(&shared, &req).await) }
-            });
-            let conn = hyper::server::conn::http1::Builder::new()
-                .keep_alive(false)
-                .max_buf_size(MAX_HEAD)
-                .timer(TokioTimer::new())
-                .header_read_timeout(HEAD_TIMEOUT)
-                .serve_connection(TokioIo::new(stream), service);
-            let _ = tokio::time::timeout(CONNECTION_LIMIT, conn).await;
+            match tls {
+                None => connection(stream, peer, shared).await,
+                Some(tls) => {
+                    if let Ok(Ok(stream)) =
+                        tokio::time::timeout(HEAD_TIMEOUT, tls.accept(stream)).await
+                    {
+                        connection(stream, peer, shared).await;
+                    }
+                }
+            }
         });
     }
+}
+
+/// A response body: whole, or the console's event stream.
+type Body = crate::console::Body;
+
+/// Serves one connection: one request, within [`CONNECTION_LIMIT`] unless its answer is
+/// long-lived (the console's event stream, or a command waiting to be done).
+async fn connection<S>(stream: S, peer: std::net::SocketAddr, shared: Rc<Shared>)
+where
+    S: AsyncRead + AsyncWrite + Unpin + 'static,
+{
+    let long = Rc::new(Cell::new(false));
+    let is_long = long.clone();
+    let service = service_fn(move |req| {
+        let (shared, long) = (shared.clone(), long.clone());
+        async move { Ok::<_, Infallible>(route(&shared, req, peer, &long).await) }
+    });
+    let conn = hyper::server::conn::http1::Builder::new()
+        .keep_alive(false)
+        .max_buf_size(MAX_HEAD)
+        .timer(TokioTimer::new())
+        .header_read_timeout(HEAD_TIMEOUT)
+        .serve_connection(TokioIo::new(stream), service);
+    tokio::pin!(conn);
+    if tokio::time::timeout(CONNECTION_LIMIT, conn.as_mut())
+        .await
+        .is_err()
+        && is_long.get()
+    {
+        // The event stream ends with the session or the master; a command within its
+        // own timeout.
+        let _ = conn.await;
+    }
+}
+
+/// The router: the console's paths go to [`crate::console`], the rest to [`respond`].
+async fn route(
+    shared: &Shared,
+    req: Request<Incoming>,
+    peer: std::net::SocketAddr,
+    long: &Cell<bool>,
+) -> Response<Body> {
+    let path = req.uri().path();
+    if crate::console::serves(path) {
+        // Set first: the connection limit may run out while the answer is awaited.
+        long.set(path == "/api/events" || path == "/api/command");
+        let handled = crate::console::respond(&shared.console, &shared.events, req, peer).await;
+        long.set(handled.long);
+        return handled.response;
+    }
+    respond(shared, &req).await.map(|b| b.boxed_unsync())
 }
 
 fn reply(
@@ -138,9 +202,9 @@ fn no_answer() -> Response<Full<Bytes>> {
     )
 }
 
-/// The router: every path the endpoint serves and what answers it, in one place (the web
-/// console's routes join this match).
-async fn route(shared: &Shared, req: &Request<Incoming>) -> Response<Full<Bytes>> {
+/// The read-only paths (`/metrics`, `/livez`, `/readyz`) and what answers them; [`route`]
+/// sends the console's paths to [`crate::console`] first.
+async fn respond(shared: &Shared, req: &Request<Incoming>) -> Response<Full<Bytes>> {
     let path = req.uri().path();
     if !matches!(path, "/metrics" | "/livez" | "/readyz") {
         return reply(

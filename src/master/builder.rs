@@ -363,6 +363,7 @@ impl MasterBuilder {
             crate::sys::process::set_child_subreaper()
                 .map_err(|e| Error::io("cannot become a child subreaper (--subreaper)", e))?;
         }
+        let console = crate::console::prepare(&settings, http.as_ref().map(|b| b.addr))?;
         let pid_file = settings
             .pid_file
             .as_deref()
@@ -387,6 +388,7 @@ impl MasterBuilder {
             pid_file,
             control,
             http,
+            console,
         })
     }
 }
@@ -404,6 +406,7 @@ struct Prepared {
     pid_file: Option<PidFile>,
     control: Option<crate::control::server::Control>,
     http: Option<crate::http::Bound>,
+    console: Option<crate::console::Setup>,
 }
 
 impl Prepared {
@@ -426,6 +429,7 @@ impl Prepared {
             pid_file: _pid_file,
             control,
             http,
+            console,
         } = self;
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
@@ -495,6 +499,7 @@ impl Prepared {
                 http,
                 notifier,
                 reap_orphans,
+                console,
             };
             let result = lifecycle::run(plan, core, messenger, events, inbox, published).await;
             if let Some(outbox) = parent_outbox {

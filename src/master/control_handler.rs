@@ -152,7 +152,7 @@ impl Cluster {
         };
         tracing::info!(target: "clutch::audit", "audit: {caller} {what}: {outcome}");
         self.emit(|| {
-            json!({"event": "ctl.command", "uid": caller.uid, "user": caller.name,
+            json!({"event": "ctl.command", "uid": caller.uid, "user": caller.name, "web": caller.web,
                    "command": what, "ok": result.is_ok(), "result": outcome})
         });
     }

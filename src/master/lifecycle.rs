@@ -108,6 +108,8 @@ pub struct Plan {
     pub notifier: crate::master::systemd::Notifier,
     /// Reap orphans re-parented to the master (PID 1, or `--subreaper`).
     pub reap_orphans: bool,
+    /// What `--http` serves besides its read-only paths: the web console, TLS.
+    pub console: Option<crate::console::Setup>,
 }
 
 /// Where the loop publishes its state for the handle.
@@ -216,6 +218,7 @@ pub async fn run(
             events.clone(),
             messenger.clone(),
             reloads.clone(),
+            plan.console.take(),
         ));
     }
     spawn_local(crate::master::monitor::run(
