@@ -335,7 +335,9 @@ async fn command(
             StatusCode::ACCEPTED,
             &json!({"ok": true, "result": "reload started"}),
         ),
-        Some(Answer::Watch { .. }) => error(StatusCode::BAD_REQUEST, "not a command"),
+        Some(Answer::Watch { .. } | Answer::Reply { .. } | Answer::Logs { .. }) => {
+            error(StatusCode::BAD_REQUEST, "not a command")
+        }
         None => error(
             StatusCode::GATEWAY_TIMEOUT,
             "no answer yet: the command may still be running; watch the events",
