@@ -77,11 +77,18 @@
 //!   workers get a `--require` preload that makes `listen(PORT)` take the inherited socket.
 //! - **The HTTP endpoint** ([`http`], `--http ADDR`): hyper's HTTP/1 server on the master's
 //!   thread, one task per connection, every path mapped in one function
-//!   (`http::server::route`). Each request sends `Event::Http` to the run loop, which
+//!   (`http::server::route`; TLS with rustls when given a certificate). Each request sends `Event::Http` to the run loop, which
 //!   answers with a `View` (the core's phase and one small row per slot): `/livez` is that
 //!   answer arriving within 500 ms and `/readyz` is judged from it; `/metrics` is built
 //!   outside the run loop from the `View`, the metrics object's counters, the monitor's
 //!   samples and the reload statistics. The message and handoff paths do nothing more.
+//! - **The web console** ([`console`]) is one more client of the control plane: served on
+//!   the `--http` endpoint, it asks the run loop for `list` and `watch` like `clutch ctl`,
+//!   and sends the very same `Cmd` as an `Event::Control` with a web caller as who asks,
+//!   so the one-at-a-time rule, audit lines and events are shared. Its users come from
+//!   `--http-users` (argon2 hashes, checked on the blocking pool, never on the master's
+//!   thread); sessions and CSRF tokens live in the master's memory, and nothing is
+//!   computed for the console while no page is open.
 //! - **A service's main process** (`MasterBuilder::main_process`, as `clutch start` is):
 //!   `master::systemd` tells the service manager how the cluster stands (`sd_notify`, only
 //!   when `NOTIFY_SOCKET` is set; the watchdog ping is sent by the run loop itself), and
@@ -99,9 +106,12 @@
 //!   `CLUTCH_CHANNEL_FD` (also `NODE_CHANNEL_FD`, so Node's `process.send` works as is).
 //! - With `--port`, the master binds the port before any worker starts ([`listen`]):
 //!   shared (app workers inherit the listening socket from fd 3, `LISTEN_FDS`; the channel
-//!   comes after it), sticky (the master accepts; see below) or reuseport (workers bind it
+//!   comes after it), sticky (kernel-steered: a listening socket per app slot, slot k's
+//!   workers inherit the k-th at fd 3, and a BPF program attached to the `SO_REUSEPORT`
+//!   group picks the socket by client address, see [`sticky::steering`] and
+//!   [`sticky::group`]; or the master accepts, see below) or reuseport (workers bind it
 //!   with `SO_REUSEPORT`; the master only reserves it).
-
+//!
 //! ## Message flow
 //! bytes on a channel → [`protocol::codec::LineBuffer`] cuts lines →
 //! [`master::messenger::Messenger::route`] reads only the routing fields (a one-pass
@@ -112,6 +122,12 @@
 //! channels closing, exits). Nothing reaches back up.
 //!
 //! ## Connection flow (sticky mode)
+//! Kernel-steered (the default for workers that accept on fd 3): the kernel runs the
+//! program on each SYN and queues the connection on its slot's socket; the master does
+//! nothing per connection. After each core step the run loop ([`sticky::steered`])
+//! re-attaches a program that spreads the buckets of slots with no accepting worker over
+//! the live ones, and drains a down slot's socket into the handoff below. The master
+//! handoff (`--sticky-mode handoff`, `--proxy-protocol`, egg and Node workers):
 //! a connection arrives on the listener → [`sticky::listener::accept_loop`] accepts it
 //! non-blocking (reading a PROXY header first with `--proxy-protocol`, parsed by the `ppp`
 //! crate and taken off the socket to its last byte and no further) →
@@ -165,6 +181,10 @@
 //!   fail at startup exit with code 0, so `--restart on-failure` never restarts them.
 //! - Spawning forks from the master's thread; the child makes only async-signal-safe calls
 //!   before exec, with argv and envp built before fork.
+//! - Kernel steering: any process of the master's uid holding a slot socket can replace the
+//!   program (`SO_LOCK_FILTER` does not prevent it); clients behind one address share one
+//!   worker; two group members that leave between two checks leave an order the master
+//!   guesses; past 256 app slots, the extra slots get no connections (256 buckets).
 //! - With `--output prefix`, worker output the master's stdout or stderr does not take at
 //!   once is dropped (counted per chunk of up to 64 KiB), and a worker flooding its output
 //!   takes the master thread's time to read it.

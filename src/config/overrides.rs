@@ -180,7 +180,8 @@ overrides! {
         pub monitor_interval: Option<u64>,
         /// Serve /metrics (Prometheus), /livez and /readyz over HTTP on this address
         /// (HOST:PORT, as in 127.0.0.1:9100; port 0 picks a free one, logged at start).
-        /// Read-only and without a login: bind it to an address only trusted clients reach
+        /// Those three are read-only and open, without a login: bind it to an address only
+        /// trusted clients reach. With --http-users it also serves the web console at /
         /// [default: off].
         #[arg(long, value_name = "ADDR")]
         pub http: Option<String>,

@@ -2,8 +2,8 @@
 //!
 //! It is served on the master's thread, by one task on its `LocalSet` (hyper's HTTP/1
 //! server, one task per connection), so it shares the run loop's `Rc` state without a lock.
-//! Every path is mapped to its answer in one function, `server::route`: the one place a
-//! new route joins. (hyper rather than axum: axum's handlers must be `Send`, and the state
+//! Every path is mapped to its answer in one function, `server::route`: the web console's
+//! paths go to [`crate::console`], the read-only ones to `server::respond`. (hyper rather than axum: axum's handlers must be `Send`, and the state
 //! read here is the run loop's `Rc`s.)
 //!
 //! **How a request reads the cluster.** Each request sends one [`Event`] to the run loop
@@ -25,7 +25,9 @@
 //!
 //! Bounds: at most [`MAX_CONNECTIONS`] connections (more are closed at once), one request
 //! per connection (no keep-alive), request heads of at most 8 KiB read within 5 s, a
-//! connection closed after [`CONNECTION_LIMIT`] whatever it does, only `GET` and `HEAD`.
+//! connection closed after [`CONNECTION_LIMIT`] unless its answer is long-lived (the
+//! console's event stream, a console command waiting to be done); only `GET` and `HEAD` on
+//! the read-only paths (the console's own rules are in [`crate::console`]).
 //!
 //! [`Metrics`]: crate::master::metrics::Metrics
 //! [`Event`]: crate::master::lifecycle::Event
