@@ -361,6 +361,23 @@ fn message(
     Ok(msg)
 }
 
+/// The end of a streamed answer (`watch`, `logs`): `None` for an event line; the result
+/// line otherwise, a refusal whose error starts with one of `usage` exiting 2, any other
+/// error 1.
+fn stream_end(line: &Value, usage: &[&str]) -> Option<Result<(), Failed>> {
+    let ok = line.get("ok")?;
+    if ok == &json!(false) {
+        let e = line["error"].as_str().unwrap_or("refused").to_string();
+        let code = if usage.iter().any(|p| e.starts_with(p)) {
+            2
+        } else {
+            1
+        };
+        return Some(Err((code, e)));
+    }
+    Some(Ok(()))
+}
+
 struct Connection {
     stream: UnixStream,
     reader: BufReader<UnixStream>,
@@ -561,17 +578,8 @@ impl Connection {
         let out = std::io::stdout();
         loop {
             let line = self.read()?;
-            if line.get("ok") == Some(&json!(false)) {
-                let e = line["error"].as_str().unwrap_or("refused").to_string();
-                let code = if e.starts_with("permission denied") || e.starts_with("logs are not") {
-                    2
-                } else {
-                    1
-                };
-                return Err((code, e));
-            }
-            if line.get("ok").is_some() {
-                return Ok(());
+            if let Some(end) = stream_end(&line, &["permission denied", "logs are not"]) {
+                return end;
             }
             let ev = &line["event"];
             let mut out = out.lock();
@@ -593,17 +601,8 @@ impl Connection {
         let out = std::io::stdout();
         loop {
             let line = self.read()?;
-            if line.get("ok") == Some(&json!(false)) {
-                let e = line["error"].as_str().unwrap_or("refused").to_string();
-                let code = if e.starts_with("permission denied") {
-                    2
-                } else {
-                    1
-                };
-                return Err((code, e));
-            }
-            if line.get("ok").is_some() {
-                return Ok(());
+            if let Some(end) = stream_end(&line, &["permission denied"]) {
+                return end;
             }
             let ev = &line["event"];
             let mut out = out.lock();

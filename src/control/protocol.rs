@@ -175,6 +175,11 @@ pub fn error_line(id: u64, error: &str) -> Vec<u8> {
     line(&json!({"id": id, "ok": false, "error": error}))
 }
 
+/// The event line that tells a follower (`watch`, `logs -f`) it fell `missed` items behind.
+pub fn lagged_line(id: u64, missed: u64) -> Vec<u8> {
+    event_line(id, &format!("{{\"event\":\"lagged\",\"missed\":{missed}}}"))
+}
+
 /// `{"id":N,"event":EVENT}` and a newline; `event` is already JSON.
 pub fn event_line(id: u64, event: &str) -> Vec<u8> {
     format!("{{\"id\":{id},\"event\":{event}}}\n").into_bytes()

@@ -252,10 +252,7 @@ async fn watch(
         let line = tokio::select! {
             ev = rx.recv() => match ev {
                 Ok(ev) => protocol::event_line(id, &ev),
-                Err(RecvError::Lagged(missed)) => protocol::event_line(
-                    id,
-                    &format!("{{\"event\":\"lagged\",\"missed\":{missed}}}"),
-                ),
+                Err(RecvError::Lagged(missed)) => protocol::lagged_line(id, missed),
                 Err(RecvError::Closed) => {
                     let _ = stream
                         .write_all(&protocol::ok_line(id, "the master stopped".into()))
@@ -328,10 +325,7 @@ async fn logs(
             l = rx.recv() => match l {
                 Ok(l) if l.is_of(target) => log_event(id, &l),
                 Ok(_) => continue,
-                Err(RecvError::Lagged(missed)) => protocol::event_line(
-                    id,
-                    &format!("{{\"event\":\"lagged\",\"missed\":{missed}}}"),
-                ),
+                Err(RecvError::Lagged(missed)) => protocol::lagged_line(id, missed),
                 Err(RecvError::Closed) => {
                     let _ = stream
                         .write_all(&protocol::ok_line(id, "the master stopped".into()))
