@@ -19,18 +19,7 @@ fn sources() -> (Vec<IpAddr>, Vec<IpAddr>) {
 
 #[tokio::test]
 async fn sticky_kernel_a_down_slots_clients_go_to_live_workers_and_come_back() {
-    let mut m = cluster(4, None, &["http"])
-        .sticky()
-        .port(0)
-        .host("127.0.0.1")
-        .start()
-        .unwrap();
-    let info = tokio::time::timeout(DEADLINE, m.ready())
-        .await
-        .expect("ready in time")
-        .unwrap();
-    assert_eq!(info.sticky_mode, Some("kernel-steered"), "{info:?}");
-    let port = info.port.unwrap();
+    let (m, port) = start_kernel_sticky(4, &["http"]).await;
     let (of_2, others) = sources();
     let (of_2, others) = (&of_2[..20], &others[..20]);
     for &from in of_2 {

@@ -9,18 +9,7 @@ use std::collections::BTreeSet;
 
 #[tokio::test]
 async fn sticky_kernel_a_rolling_reload_moves_no_client() {
-    let mut m = cluster(3, None, &["http", "graceful"])
-        .sticky()
-        .port(0)
-        .host("127.0.0.1")
-        .start()
-        .unwrap();
-    let info = tokio::time::timeout(DEADLINE, m.ready())
-        .await
-        .expect("ready in time")
-        .unwrap();
-    assert_eq!(info.sticky_mode, Some("kernel-steered"), "{info:?}");
-    let port = info.port.unwrap();
+    let (m, port) = start_kernel_sticky(3, &["http", "graceful"]).await;
     let sources: Vec<_> = (0..40).map(source_n).collect();
     let old: BTreeSet<u32> = live_app_pids(&m).into_iter().collect();
     for &f in &sources {

@@ -7,18 +7,7 @@ use common::*;
 
 #[tokio::test]
 async fn sticky_kernel_scaling_moves_only_the_moved_buckets() {
-    let mut m = cluster(4, None, &["http"])
-        .sticky()
-        .port(0)
-        .host("127.0.0.1")
-        .start()
-        .unwrap();
-    let info = tokio::time::timeout(DEADLINE, m.ready())
-        .await
-        .expect("ready in time")
-        .unwrap();
-    assert_eq!(info.sticky_mode, Some("kernel-steered"), "{info:?}");
-    let port = info.port.unwrap();
+    let (m, port) = start_kernel_sticky(4, &["http"]).await;
     let sources: Vec<_> = (0..120).map(source_n).collect();
     let before: Vec<u32> = sources
         .iter()

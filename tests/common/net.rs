@@ -254,3 +254,21 @@ pub fn source_n(n: u32) -> IpAddr {
 pub fn steered_slot(live: &[u32], from: IpAddr) -> u32 {
     clutch::sticky::steering::table(live)[clutch::sticky::steering::bucket(from)]
 }
+
+/// Starts `workers` fixture app workers (`args`) with `--sticky` on 127.0.0.1, port 0, and
+/// waits until they are ready and kernel-steered; the master and its port.
+pub async fn start_kernel_sticky(workers: usize, args: &[&str]) -> (clutch::Master, u16) {
+    let mut m = super::cluster(workers, None, args)
+        .sticky()
+        .port(0)
+        .host("127.0.0.1")
+        .start()
+        .unwrap();
+    let info = tokio::time::timeout(DEADLINE, m.ready())
+        .await
+        .expect("ready in time")
+        .unwrap();
+    assert_eq!(info.sticky_mode, Some("kernel-steered"), "{info:?}");
+    let port = info.port.unwrap();
+    (m, port)
+}
