@@ -51,7 +51,9 @@ pub(crate) struct Console {
     pub(super) sessions: RefCell<Sessions>,
     /// Served over TLS: cookies are `Secure`, origins `https://`.
     secure: bool,
-    verifying: Cell<usize>,
+    /// Password checks running on the blocking pool; counted down by the check itself, so
+    /// a client that hangs up mid-check does not free its place while it still runs.
+    verifying: std::sync::Arc<std::sync::atomic::AtomicUsize>,
     pub(super) streams: Cell<usize>,
 }
 
@@ -61,7 +63,7 @@ impl Console {
             users: setup.and_then(|s| s.users.clone()),
             sessions: RefCell::default(),
             secure: setup.is_some_and(|s| s.tls.is_some()),
-            verifying: Cell::new(0),
+            verifying: Default::default(),
             streams: Cell::new(0),
         }
     }
@@ -360,32 +362,40 @@ async fn login(console: &Rc<Console>, req: Request<Incoming>, peer: SocketAddr) 
         Ok(b) => b,
         Err(r) => return r,
     };
-    if console.verifying.get() >= MAX_VERIFYING {
+    use std::sync::atomic::Ordering;
+    // Counted down when the check ends, on the blocking pool: dropping this future (the
+    // client hung up) does not stop the check, so it must not free the place either.
+    struct Verifying(std::sync::Arc<std::sync::atomic::AtomicUsize>);
+    impl Drop for Verifying {
+        fn drop(&mut self) {
+            self.0.fetch_sub(1, Ordering::SeqCst);
+        }
+    }
+    if console
+        .verifying
+        .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| {
+            (n < MAX_VERIFYING).then_some(n + 1)
+        })
+        .is_err()
+    {
         return error(
             StatusCode::SERVICE_UNAVAILABLE,
             "too many logins at once; try again in a moment",
         );
     }
+    let counted = Verifying(console.verifying.clone());
     let users = console.users.as_ref().expect("the console is on");
     let user = users.get(&body.user).cloned();
     let hash = user
         .as_ref()
         .map_or_else(|| password::decoy().to_string(), |u| u.hash.clone());
-    let ok = {
-        // Counted down on drop: a client that hangs up mid-check drops this future.
-        struct Verifying<'a>(&'a Cell<usize>);
-        impl Drop for Verifying<'_> {
-            fn drop(&mut self) {
-                self.0.set(self.0.get() - 1);
-            }
-        }
-        console.verifying.set(console.verifying.get() + 1);
-        let _counted = Verifying(&console.verifying);
-        let password_given = body.password;
-        tokio::task::spawn_blocking(move || password::verify(&password_given, &hash))
-            .await
-            .unwrap_or(false)
-    };
+    let password_given = body.password;
+    let ok = tokio::task::spawn_blocking(move || {
+        let _counted = counted;
+        password::verify(&password_given, &hash)
+    })
+    .await
+    .unwrap_or(false);
     let shown: String = body.user.chars().take(64).collect();
     match user {
         Some(u) if ok => {
