@@ -85,6 +85,49 @@ impl Change {
 /// The settings in `new` that differ from `old`, in a stable order: the commands, then the
 /// environment by name, then every other setting.
 pub fn diff(old: &Settings, new: &Settings) -> Vec<Change> {
+    // Every setting is compared below, or named here as one a reload need not compare: a
+    // new field of `Settings` fails to compile until it is judged (applied or restart).
+    let Settings {
+        name: _,
+        workers: _,
+        app: _,
+        agent: _,
+        port: _,
+        host: _,
+        ready: _,
+        agent_ready: _,
+        ready_timeout: _,
+        kill_timeout: _,
+        heartbeat_timeout: _,
+        max_rss: _,
+        max_age: _,
+        surge: _,
+        restart: _,
+        restart_limit: _,
+        restart_window: _,
+        pid_file: _,
+        max_message_size: _,
+        env: _,
+        listen: _,
+        sticky_mode: _,
+        proxy_protocol: _,
+        proxy_timeout: _,
+        app_dialect: _,
+        node_sticky_message: _,
+        egg: _,
+        egg_options: _,
+        node_preload: _,
+        control: _,
+        control_users: _,
+        monitor_interval: _,
+        http: _,
+        ready_minimum: _,
+        subreaper: _,
+        output: _,
+        http_users: _,
+        http_tls_cert: _,
+        http_tls_key: _,
+    } = new;
     let mut out = Vec::new();
     let mut push = |key: &str, before: Option<String>, after: Option<String>, takes| {
         if before != after {
@@ -292,6 +335,45 @@ pub fn diff(old: &Settings, new: &Settings) -> Vec<Change> {
         opt(old.ready_minimum.map(|n| n.to_string())),
         opt(new.ready_minimum.map(|n| n.to_string())),
         Applied,
+    );
+    // Set up once, when the master starts: the listener group, the reaper, the output
+    // pipes' readers, the console's TLS.
+    push(
+        "sticky-mode",
+        format!("{:?}", old.sticky_mode).to_lowercase(),
+        format!("{:?}", new.sticky_mode).to_lowercase(),
+        Restart,
+    );
+    push(
+        "subreaper",
+        old.subreaper.to_string(),
+        new.subreaper.to_string(),
+        Restart,
+    );
+    push(
+        "output",
+        format!("{:?}", old.output).to_lowercase(),
+        format!("{:?}", new.output).to_lowercase(),
+        Restart,
+    );
+    let path = |p: &Option<std::path::PathBuf>| opt(p.as_ref().map(|p| p.display().to_string()));
+    push(
+        "http-users",
+        path(&old.http_users),
+        path(&new.http_users),
+        Restart,
+    );
+    push(
+        "http-tls-cert",
+        path(&old.http_tls_cert),
+        path(&new.http_tls_cert),
+        Restart,
+    );
+    push(
+        "http-tls-key",
+        path(&old.http_tls_key),
+        path(&new.http_tls_key),
+        Restart,
     );
     push(
         "monitor-interval",
@@ -521,5 +603,36 @@ mod tests {
             changes[0]
         );
         assert_eq!(needs_restart(&changes), None);
+    }
+
+    #[test]
+    fn what_is_set_up_at_start_needs_a_restart() {
+        let old = base();
+        let new = Settings {
+            sticky_mode: crate::config::StickyMode::Handoff,
+            subreaper: true,
+            output: crate::config::OutputMode::Prefix,
+            http_users: Some("/etc/clutch/users.json".into()),
+            http_tls_cert: Some("/etc/clutch/cert.pem".into()),
+            http_tls_key: Some("/etc/clutch/key.pem".into()),
+            ..old.clone()
+        };
+        let changes = diff(&old, &new);
+        let keys: Vec<&str> = changes.iter().map(|c| c.key.as_str()).collect();
+        for key in [
+            "sticky-mode",
+            "subreaper",
+            "output",
+            "http-users",
+            "http-tls-cert",
+            "http-tls-key",
+        ] {
+            assert!(keys.contains(&key), "{key} not in {keys:?}");
+        }
+        assert!(
+            changes.iter().all(|c| c.takes == Takes::Restart),
+            "{changes:?}"
+        );
+        assert!(needs_restart(&changes).is_some());
     }
 }

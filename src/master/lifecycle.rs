@@ -328,7 +328,14 @@ impl Cluster {
                 role,
                 slot,
                 generation,
-            } => self.launch(worker, role, slot, generation),
+            } => {
+                if role == Role::App
+                    && let Some(s) = &mut self.steered
+                {
+                    s.starting(worker, slot);
+                }
+                self.launch(worker, role, slot, generation)
+            }
             Effect::Stop { worker, grace } => self.order(worker, Order::Stop { grace }),
             Effect::Kill { worker } => self.order(worker, Order::Kill),
             Effect::Arm { after, timer } => {

@@ -40,6 +40,11 @@ pub struct Steered {
     /// slot's queue waits for its own first worker, and its socket's `O_NONBLOCK` is left
     /// as that worker sets it.
     served: BTreeSet<u32>,
+    /// Workers spawned in a slot that do not take connections yet. Their slot is not
+    /// drained: the drain's `O_NONBLOCK` is shared with the fd 3 they inherit, and a worker
+    /// that accepts in blocking mode would get `EAGAIN` (and the master would race it for
+    /// its own connections).
+    starting: HashMap<WorkerId, u32>,
     /// The cluster is stopping: no more draining.
     closed: bool,
 }
@@ -53,6 +58,7 @@ impl Steered {
             accepting: HashMap::new(),
             drains: BTreeMap::new(),
             served: BTreeSet::new(),
+            starting: HashMap::new(),
             closed: false,
         }
     }
@@ -70,15 +76,33 @@ impl Steered {
         self.group.socket(slot)
     }
 
+    /// `worker` is about to be spawned in `slot` and inherit its socket: the master stops
+    /// draining that socket and puts its `O_NONBLOCK` back first (the caller forks after).
+    pub fn starting(&mut self, worker: WorkerId, slot: u32) {
+        self.starting.insert(worker, slot);
+        self.stop_drain(slot);
+    }
+
     /// `worker` of `slot` takes connections.
     pub fn accepting(&mut self, worker: WorkerId, slot: u32) {
+        self.starting.remove(&worker);
         self.accepting.insert(worker, slot);
         self.served.insert(slot);
     }
 
-    /// `worker` takes no more connections.
+    /// `worker` takes no more connections (or never will: it is gone).
     pub fn not_accepting(&mut self, worker: WorkerId) {
+        self.starting.remove(&worker);
         self.accepting.remove(&worker);
+    }
+
+    fn stop_drain(&mut self, slot: u32) {
+        if let Some(d) = self.drains.remove(&slot) {
+            d.task.abort();
+            if let Some(fd) = self.group.socket(slot) {
+                let _ = socket2::SockRef::from(fd).set_nonblocking(d.was_nonblocking);
+            }
+        }
     }
 
     /// The cluster stops: the master stops draining.
@@ -122,22 +146,22 @@ impl Steered {
         let drain: Vec<u32> = if self.closed || live.is_empty() {
             Vec::new()
         } else {
+            let starting: BTreeSet<u32> = self.starting.values().copied().collect();
             self.served
                 .iter()
                 .copied()
-                .filter(|s| !live.contains(s))
+                .filter(|s| !live.contains(s) && !starting.contains(s))
                 .collect()
         };
-        self.drains.retain(|slot, d| {
-            let keep = drain.contains(slot);
-            if !keep {
-                d.task.abort();
-                if let Some(fd) = self.group.socket(*slot) {
-                    let _ = socket2::SockRef::from(fd).set_nonblocking(d.was_nonblocking);
-                }
-            }
-            keep
-        });
+        let ended: Vec<u32> = self
+            .drains
+            .keys()
+            .copied()
+            .filter(|slot| !drain.contains(slot))
+            .collect();
+        for slot in ended {
+            self.stop_drain(slot);
+        }
         for slot in drain {
             if self.drains.contains_key(&slot) {
                 continue;
