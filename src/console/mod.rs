@@ -41,6 +41,9 @@ pub mod users;
 pub(crate) use routes::{Body, Console, respond, serves};
 pub use users::WebUsers;
 
+/// The console's users, replaced when a reload re-reads the users file.
+pub type SharedUsers = std::sync::Arc<std::sync::RwLock<WebUsers>>;
+
 use crate::config::{ConfigError, Settings};
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -52,8 +55,9 @@ pub const TICK: Duration = Duration::from_secs(2);
 
 /// What `--http` serves besides its read-only paths, read before any worker starts.
 pub struct Setup {
-    /// The console's users; `None`: the console is off.
-    pub users: Option<WebUsers>,
+    /// The console's users; `None`: the console is off. Shared with the run loop, which
+    /// re-reads the file on a reload.
+    pub users: Option<SharedUsers>,
     /// Serve over TLS.
     pub tls: Option<tokio_rustls::TlsAcceptor>,
 }
@@ -61,7 +65,10 @@ pub struct Setup {
 impl std::fmt::Debug for Setup {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Setup")
-            .field("users", &self.users.as_ref().map(WebUsers::len))
+            .field(
+                "users",
+                &self.users.as_ref().map(|u| u.read().map_or(0, |u| u.len())),
+            )
             .field("tls", &self.tls.is_some())
             .finish()
     }
@@ -129,5 +136,6 @@ pub fn prepare(
             ),
         ));
     }
+    let users = users.map(|u| std::sync::Arc::new(std::sync::RwLock::new(u)));
     Ok(Some(Setup { users, tls }))
 }

@@ -1,11 +1,11 @@
 //! The console's paths: the page and its assets, login and logout, and the JSON API
 //! (`/api/session`, `/api/state`, `/api/events`, `/api/command`).
 
+use super::SharedUsers;
 use super::assets;
 use super::password;
 use super::sessions::{Session, Sessions, same_secret};
 use super::stream;
-use super::users::WebUsers;
 use super::{FAILED_LOGIN_DELAY, Setup};
 use crate::control::protocol::Request as CtlRequest;
 use crate::control::{Answer, Call, Caller, Cmd, ControlRole};
@@ -47,7 +47,7 @@ const COMMANDS: [&str; 5] = ["restart", "stop", "start", "scale", "reload"];
 
 /// The console's state on the master's thread.
 pub(crate) struct Console {
-    users: Option<WebUsers>,
+    users: Option<SharedUsers>,
     pub(super) sessions: RefCell<Sessions>,
     /// Served over TLS: cookies are `Secure`, origins `https://`.
     secure: bool,
@@ -70,6 +70,19 @@ impl Console {
 
     pub(crate) fn is_on(&self) -> bool {
         self.users.is_some()
+    }
+
+    /// `name` as the users file says now (it is re-read on a reload).
+    fn user(&self, name: &str) -> Option<super::users::User> {
+        let users = self.users.as_ref()?.read().ok()?;
+        users.get(name).cloned()
+    }
+
+    /// Whether `session`'s user is still in the users file with the role and password it
+    /// logged in with.
+    pub(super) fn still_valid(&self, session: &Session) -> bool {
+        self.user(&session.user)
+            .is_some_and(|u| u.role == session.role && u.hash == session.hash)
     }
 }
 
@@ -180,7 +193,23 @@ pub(crate) async fn respond(
         _ => {}
     }
     let token = cookie(req.headers()).unwrap_or_default();
-    let Some(session) = console.sessions.borrow_mut().touch(&token, Instant::now()) else {
+    let session = console
+        .sessions
+        .borrow_mut()
+        .touch(&token, Instant::now())
+        .filter(|s| {
+            let valid = console.still_valid(s);
+            if !valid {
+                tracing::info!(
+                    target: "clutch::audit",
+                    "audit: web user {}'s session ended: the users file changed",
+                    s.user
+                );
+            }
+            valid
+        });
+    let Some(session) = session else {
+        console.sessions.borrow_mut().close(&token);
         return short(match (path.as_str(), get) {
             ("/", true) => redirect("/login"),
             _ => error(StatusCode::UNAUTHORIZED, "log in first: POST /login"),
@@ -384,8 +413,7 @@ async fn login(console: &Rc<Console>, req: Request<Incoming>, peer: SocketAddr) 
         );
     }
     let counted = Verifying(console.verifying.clone());
-    let users = console.users.as_ref().expect("the console is on");
-    let user = users.get(&body.user).cloned();
+    let user = console.user(&body.user);
     let hash = user
         .as_ref()
         .map_or_else(|| password::decoy().to_string(), |u| u.hash.clone());
@@ -399,10 +427,11 @@ async fn login(console: &Rc<Console>, req: Request<Incoming>, peer: SocketAddr) 
     let shown: String = body.user.chars().take(64).collect();
     match user {
         Some(u) if ok => {
-            let token = console
-                .sessions
-                .borrow_mut()
-                .open(&body.user, u.role, Instant::now());
+            let token =
+                console
+                    .sessions
+                    .borrow_mut()
+                    .open(&body.user, u.role, &u.hash, Instant::now());
             tracing::info!(
                 target: "clutch::audit",
                 "audit: web user {shown} logged in from {peer} as {}",

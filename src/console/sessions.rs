@@ -17,6 +17,9 @@ pub const MAX_SESSIONS: usize = 256;
 pub struct Session {
     pub user: String,
     pub role: ControlRole,
+    /// The user's password hash at login: a users file re-read on reload that changes it
+    /// (or the role, or drops the user) ends the session.
+    pub hash: String,
     /// Sent back by the page in `X-CSRF-Token` on every POST.
     pub csrf: String,
     created: Instant,
@@ -37,7 +40,7 @@ pub fn random_token() -> String {
 
 impl Sessions {
     /// A new session for `user`; returns its token.
-    pub fn open(&mut self, user: &str, role: ControlRole, now: Instant) -> String {
+    pub fn open(&mut self, user: &str, role: ControlRole, hash: &str, now: Instant) -> String {
         self.sweep(now);
         if self.by_token.len() >= MAX_SESSIONS
             && let Some(oldest) = self
@@ -54,6 +57,7 @@ impl Sessions {
             Session {
                 user: user.to_string(),
                 role,
+                hash: hash.to_string(),
                 csrf: random_token(),
                 created: now,
                 last_used: now,
@@ -109,14 +113,14 @@ mod tests {
     fn sessions_expire_idle_and_absolute() {
         let mut s = Sessions::default();
         let t0 = Instant::now();
-        let tok = s.open("ann", ControlRole::Viewer, t0);
+        let tok = s.open("ann", ControlRole::Viewer, "h", t0);
         assert_eq!(tok.len(), 64);
         assert!(s.touch(&tok, t0 + IDLE / 2).is_some());
         assert!(
             s.touch(&tok, t0 + IDLE / 2 + IDLE + Duration::from_secs(1))
                 .is_none()
         );
-        let tok = s.open("ann", ControlRole::Viewer, t0);
+        let tok = s.open("ann", ControlRole::Viewer, "h", t0);
         let mut t = t0;
         while t < t0 + ABSOLUTE - IDLE / 2 {
             t += IDLE / 2;

@@ -91,7 +91,12 @@ async fn feed(
                 Err(RecvError::Closed) => message("end", "\"the master stopped\""),
             },
             _ = tick.tick() => {
-                if console.sessions.borrow().peek(token, Instant::now()).is_none() {
+                let live = console
+                    .sessions
+                    .borrow()
+                    .peek(token, Instant::now())
+                    .is_some_and(|s| console.still_valid(s));
+                if !live {
                     let _ = tx.send(message("end", "\"the session ended: log in again\"")).await;
                     return;
                 }

@@ -136,6 +136,8 @@ pub(super) struct Cluster {
     pub(super) handoff: Option<Rc<Handoff>>,
     /// Kernel-steered sticky mode: the slots' sockets and their program.
     pub(super) steered: Option<Steered>,
+    /// The web console's users, re-read from `--http-users` on a reload.
+    web_users: Option<crate::console::SharedUsers>,
     accept_task: Option<tokio::task::JoinHandle<()>>,
     /// Inputs produced while carrying out effects (a spawn's result), handled next.
     queue: VecDeque<Input>,
@@ -212,6 +214,8 @@ pub async fn run(
         spawn_local(crate::control::server::serve(control, events.clone()));
     }
     let reloads = Rc::new(crate::http::Reloads::default());
+    // The run loop re-reads the console's users file on a reload.
+    let web_users = plan.console.as_ref().and_then(|s| s.users.clone());
     if let Some(http) = plan.http.take() {
         spawn_local(crate::http::serve(
             http,
@@ -260,6 +264,7 @@ pub async fn run(
         published,
         handoff,
         steered,
+        web_users,
         accept_task,
         queue: VecDeque::new(),
         reload_progress: Vec::new(),
@@ -458,13 +463,51 @@ impl Cluster {
     /// refuses the reload with nothing changed), then the core's reload; refused with the
     /// reason.
     pub(super) fn reload(&mut self, batch: usize, surge: Option<usize>) -> Result<(), String> {
-        let Some(reread) = &self.plan.reread else {
-            return self.command(Command::Reload { batch, surge });
-        };
-        let fresh = reread().map_err(|e| {
+        let refused = |e: String| {
             format!("not reloading: {e}; nothing was changed, the cluster runs as it was")
-        })?;
-        let effects = self.core.reload_with(Instant::now(), batch, surge, fresh)?;
+        };
+        let fresh = match &self.plan.reread {
+            Some(reread) => Some(reread().map_err(refused)?),
+            None => None,
+        };
+        // The users file is read again too (the same path: a new one needs a restart), so
+        // removing a user or changing a password or role takes effect on reload; its
+        // errors refuse the reload as a config error does.
+        let path = match &fresh {
+            Some(f) => f.http_users.clone(),
+            None => self.core.settings().http_users.clone(),
+        };
+        let users = match (&self.web_users, &path) {
+            (Some(_), Some(path)) => Some(
+                crate::console::WebUsers::load(path)
+                    .map_err(|e| refused(e.to_string()))
+                    .and_then(|u| match u.is_empty() {
+                        true => Err(refused(format!(
+                            "{} lists no user: nobody could log in",
+                            path.display()
+                        ))),
+                        false => Ok(u),
+                    })?,
+            ),
+            _ => None,
+        };
+        let effects = match fresh {
+            Some(fresh) => self.core.reload_with(Instant::now(), batch, surge, fresh)?,
+            None => self
+                .core
+                .command(Instant::now(), Command::Reload { batch, surge })?,
+        };
+        if let (Some(shared), Some(users)) = (&self.web_users, users)
+            && let Ok(mut current) = shared.write()
+        {
+            tracing::info!(
+                target: "clutch::audit",
+                "audit: the web console's users were read again on reload: {} user(s); \
+                 sessions of users removed or changed end",
+                users.len()
+            );
+            *current = users;
+        }
         self.carry_out(effects);
         // Heartbeats and --max-rss may have been turned on, off or changed.
         self.arm_liveness();
