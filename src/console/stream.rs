@@ -97,7 +97,7 @@ async fn feed(
                     .peek(token, Instant::now())
                     .is_some_and(|s| console.still_valid(s));
                 if !live {
-                    let _ = tx.send(message("end", "\"the session ended: log in again\"")).await;
+                    let _ = tx.try_send(message("end", "\"the session ended: log in again\""));
                     return;
                 }
                 match ask(events, Cmd::List, &caller).await {
@@ -108,7 +108,10 @@ async fn feed(
             _ = tx.closed() => return,
         };
         let end = out.starts_with(b"event: end");
-        if tx.send(out).await.is_err() || end {
+        // Never waits: a page that stopped reading (its queue full) would otherwise hold
+        // this stream, and one of the few streams and connections, for the master's life,
+        // past the end of its session. Its browser reconnects if it is still there.
+        if tx.try_send(out).is_err() || end {
             return;
         }
     }
