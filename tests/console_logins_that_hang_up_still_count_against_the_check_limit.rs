@@ -45,10 +45,11 @@ fn logins_that_hang_up_still_count_against_the_check_limit() {
         most = most.max(threads(c.pid()));
         std::thread::sleep(Duration::from_millis(20));
     }
-    // At most two checks at once: two blocking-pool threads beside what ran before (one
-    // more of slack for a pool thread finishing as the next starts).
+    // At most two checks at once: two blocking-pool threads beside what ran before, and a
+    // few more when a check starts before the pool's last thread is idle again (tokio then
+    // starts another). Without the limit the flood took it past 50.
     assert!(
-        most <= before + 3,
+        most <= before + 8,
         "the master went from {before} to {most} threads under logins that hang up"
     );
     // A real login still gets through once the flood is over.
