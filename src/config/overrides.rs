@@ -85,7 +85,8 @@ overrides! {
         /// per worker and a BPF program in the kernel pick it (the master does nothing per
         /// connection; workers accept on fd 3). handoff: the master accepts and hands each
         /// connection over its channel. auto: kernel, except with --proxy-protocol, --egg,
-        /// --node-sticky-message or Node workers, which take handed-over handles [default:
+        /// --node-sticky-message or Node workers, which take handed-over handles, and under
+        /// socket activation (one passed socket), where the master hands off [default:
         /// auto].
         #[arg(long, value_name = "MODE")]
         #[serde(default, deserialize_with = "parsed")]
