@@ -4,7 +4,6 @@
 mod common;
 use common::{DEADLINE, ctl, fixture};
 use serde_json::{Value, json};
-use std::io::BufRead;
 
 #[test]
 fn ctl_reload_reports_what_the_config_changed() {
@@ -13,22 +12,7 @@ fn ctl_reload_reports_what_the_config_changed() {
                 "env": {"MODE": "blue", "API_TOKEN": "first-secret-value"}}),
         &[],
     );
-    let mut watch = c
-        .ctl_cmd(&["watch", "--json"])
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let stdout = watch.stdout.take().unwrap();
-    let _reaped = common::CliProcess(watch);
-    let (tx, rx) = std::sync::mpsc::channel::<Value>();
-    std::thread::spawn(move || {
-        for line in std::io::BufReader::new(stdout).lines() {
-            let Ok(line) = line else { break };
-            if tx.send(serde_json::from_str(&line).unwrap()).is_err() {
-                break;
-            }
-        }
-    });
+    let (_watch, rx) = c.watch_json();
     assert_eq!(rx.recv_timeout(DEADLINE).unwrap()["event"], "snapshot");
 
     c.write_config(

@@ -3,28 +3,11 @@
 
 mod common;
 use common::{DEADLINE, ctl};
-use serde_json::Value;
-use std::io::BufRead;
 
 #[test]
 fn start_unparks_a_parked_slot() {
     let c = ctl::start(1, &["--restart-limit", "1", "--restart-window", "600000"]);
-    let mut watch = c
-        .ctl_cmd(&["watch", "--json"])
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let stdout = watch.stdout.take().unwrap();
-    let _reaped = common::CliProcess(watch);
-    let (tx, rx) = std::sync::mpsc::channel::<Value>();
-    std::thread::spawn(move || {
-        for line in std::io::BufReader::new(stdout).lines() {
-            let Ok(line) = line else { break };
-            if tx.send(serde_json::from_str(&line).unwrap()).is_err() {
-                break;
-            }
-        }
-    });
+    let (_watch, rx) = c.watch_json();
     assert_eq!(rx.recv_timeout(DEADLINE).unwrap()["event"], "snapshot");
 
     let first = ctl::row(&c.ctl_json(&["list", "--json"]), 1)["pid"].clone();

@@ -5,7 +5,6 @@
 mod common;
 use common::{DEADLINE, ctl};
 use serde_json::Value;
-use std::io::BufRead;
 
 #[test]
 fn watch_sees_a_restart() {
@@ -13,22 +12,7 @@ fn watch_sees_a_restart() {
     let old = ctl::row(&c.ctl_json(&["list", "--json"]), 1)["pid"]
         .as_u64()
         .unwrap();
-    let mut watch = c
-        .ctl_cmd(&["watch", "--json"])
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let stdout = watch.stdout.take().unwrap();
-    let _reaped = common::CliProcess(watch);
-    let (tx, rx) = std::sync::mpsc::channel::<Value>();
-    std::thread::spawn(move || {
-        for line in std::io::BufReader::new(stdout).lines() {
-            let Ok(line) = line else { break };
-            if tx.send(serde_json::from_str(&line).unwrap()).is_err() {
-                break;
-            }
-        }
-    });
+    let (_watch, rx) = c.watch_json();
     let first = rx.recv_timeout(DEADLINE).expect("a snapshot");
     assert_eq!(first["event"], "snapshot");
     assert_eq!(first["snapshot"]["workers"].as_array().unwrap().len(), 3);

@@ -4,29 +4,12 @@
 
 mod common;
 use common::{DEADLINE, ctl};
-use serde_json::Value;
-use std::io::BufRead;
 
 #[test]
 fn reload_with_a_surge_keeps_at_most_that_many_extra_workers_alive() {
     // Old app workers take 400 ms to exit after SIGTERM.
     let c = ctl::start_with_app(3, &[], &["term-exit:0", "term-delay:400"]);
-    let mut watch = c
-        .ctl_cmd(&["watch", "--json"])
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let stdout = watch.stdout.take().unwrap();
-    let _reaped = common::CliProcess(watch);
-    let (tx, rx) = std::sync::mpsc::channel::<Value>();
-    std::thread::spawn(move || {
-        for line in std::io::BufReader::new(stdout).lines() {
-            let Ok(line) = line else { break };
-            if tx.send(serde_json::from_str(&line).unwrap()).is_err() {
-                break;
-            }
-        }
-    });
+    let (_watch, rx) = c.watch_json();
     let snapshot = rx.recv_timeout(DEADLINE).unwrap();
     let slots = snapshot["snapshot"]["workers"].as_array().unwrap().len();
     assert_eq!(slots, 4, "three apps and the agent");

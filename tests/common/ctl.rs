@@ -104,6 +104,28 @@ impl CtlCluster {
     }
 
     /// Runs `clutch ctl ARGS` to its end.
+    /// `clutch ctl watch --json`, running: the process (killed when dropped) and its events
+    /// as they come, each line parsed.
+    pub fn watch_json(&self) -> (super::CliProcess, std::sync::mpsc::Receiver<Value>) {
+        use std::io::BufRead;
+        let mut watch = self
+            .ctl_cmd(&["watch", "--json"])
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let stdout = watch.stdout.take().unwrap();
+        let (tx, rx) = std::sync::mpsc::channel::<Value>();
+        std::thread::spawn(move || {
+            for line in std::io::BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                if tx.send(serde_json::from_str(&line).unwrap()).is_err() {
+                    break;
+                }
+            }
+        });
+        (super::CliProcess(watch), rx)
+    }
+
     pub fn ctl(&self, args: &[&str]) -> Output {
         self.ctl_cmd(args).output().unwrap()
     }
