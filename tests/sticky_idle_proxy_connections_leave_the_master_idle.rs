@@ -71,14 +71,7 @@ async fn idle_proxy_connections_leave_the_master_idle() {
     );
 
     // Still serving: a complete header and a request get an answer.
-    let mut s = connect_from(source(1), port).unwrap();
-    let mut bytes = proxy_v1(
-        "198.51.100.7:4000".parse().unwrap(),
-        "10.0.0.1:80".parse().unwrap(),
-    );
-    bytes.extend_from_slice(b"GET / HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n");
-    s.write_all(&bytes).unwrap();
-    let response = read_until_closed(&mut s).unwrap();
+    let response = get_behind_proxy_header(port);
     assert!(
         response.starts_with(b"HTTP/1.1 200"),
         "{}",

@@ -60,14 +60,7 @@ async fn proxy_header_reads_past_the_cap_are_closed() {
 
     // The master accepts a connection once its first bytes are in (TCP_DEFER_ACCEPT), so one
     // sent with its whole header needs no wait, and the cap does not turn it away.
-    let mut s = connect_from(source(1), port).unwrap();
-    let mut bytes = proxy_v1(
-        "198.51.100.7:4000".parse().unwrap(),
-        "10.0.0.1:80".parse().unwrap(),
-    );
-    bytes.extend_from_slice(b"GET / HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n");
-    s.write_all(&bytes).unwrap();
-    let response = read_until_closed(&mut s).unwrap();
+    let response = get_behind_proxy_header(port);
     assert!(
         response.starts_with(b"HTTP/1.1 200"),
         "a connection with a complete header past the cap was not served: {:?}",

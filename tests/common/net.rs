@@ -272,3 +272,16 @@ pub async fn start_kernel_sticky(workers: usize, args: &[&str]) -> (clutch::Mast
     let port = info.port.unwrap();
     (m, port)
 }
+
+/// One request behind a complete PROXY v1 header (client 198.51.100.7:4000), from
+/// [`source`]`(1)`; the whole response.
+pub fn get_behind_proxy_header(port: u16) -> Vec<u8> {
+    let mut s = connect_from(source(1), port).unwrap();
+    let mut bytes = proxy_v1(
+        "198.51.100.7:4000".parse().unwrap(),
+        "10.0.0.1:80".parse().unwrap(),
+    );
+    bytes.extend_from_slice(b"GET / HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n");
+    s.write_all(&bytes).unwrap();
+    read_until_closed(&mut s).unwrap()
+}
